@@ -1,0 +1,13 @@
+//! The cluster model: quantities, resources, labels, pods, nodes and the snapshot the engine plans from.
+
+pub mod error;
+pub mod labels;
+pub mod pod;
+pub mod quantity;
+pub mod requirements;
+pub mod resources;
+pub mod snapshot;
+pub mod taints;
+
+pub use error::ModelError;
+pub use snapshot::{Budget, DaemonSetInfo, NodeInfo, Pool, Snapshot};
