@@ -94,7 +94,11 @@ pub fn allocatable(capacity: &Resources) -> Resources {
 }
 
 fn non_negative(q: Quantity) -> Quantity {
-    if q < Quantity::ZERO { Quantity::ZERO } else { q }
+    if q < Quantity::ZERO {
+        Quantity::ZERO
+    } else {
+        q
+    }
 }
 
 #[cfg(test)]
@@ -136,8 +140,8 @@ mod tests {
 
     #[test]
     fn m5_large_worked_example() {
-        let capacity = Resources::parse([("cpu", "2"), ("memory", "8192Mi"), ("pods", "29")])
-            .unwrap();
+        let capacity =
+            Resources::parse([("cpu", "2"), ("memory", "8192Mi"), ("pods", "29")]).unwrap();
         let alloc = allocatable(&capacity);
         assert_eq!(alloc.get(CPU), q("1930m"));
         // 8192 − (255 + 11 × 29) − 100 = 8192 − 574 − 100 = 7518 Mi.

@@ -10,6 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::resources::Resources;
 
+pub mod aws;
+pub mod eks;
+pub mod error;
+pub mod load;
+pub mod spec;
+
+pub use error::CatalogError;
+
 /// How an instance is bought.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum CapacityType {
@@ -83,4 +91,18 @@ pub struct Catalog {
     pub region: String,
     /// Instance types, sorted by name.
     pub instance_types: Vec<InstanceType>,
+}
+
+impl Catalog {
+    /// The instance type called `name`.
+    pub fn find(&self, name: &str) -> Option<&InstanceType> {
+        // Sorted by name after `from_spec`; fall back to a scan for hand-built catalogs.
+        match self
+            .instance_types
+            .binary_search_by(|it| it.name.as_str().cmp(name))
+        {
+            Ok(i) => Some(&self.instance_types[i]),
+            Err(_) => self.instance_types.iter().find(|it| it.name == name),
+        }
+    }
 }
