@@ -5,4 +5,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod cli;
+pub mod cost;
 pub mod model;
+pub mod solver;

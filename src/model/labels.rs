@@ -108,7 +108,8 @@ pub fn normalize(
     let mut out = labels.clone();
     for (k, v) in labels {
         let canonical = canonical_key(k);
-        out.entry(canonical.to_string()).or_insert_with(|| v.clone());
+        out.entry(canonical.to_string())
+            .or_insert_with(|| v.clone());
         for alias in aliases(canonical) {
             out.entry(alias.to_string()).or_insert_with(|| v.clone());
         }

@@ -1,7 +1,9 @@
 //! The cluster model: quantities, resources, labels, pods, nodes and the snapshot the engine plans from.
 
+pub mod daemonset;
 pub mod error;
 pub mod labels;
+pub mod load;
 pub mod pod;
 pub mod quantity;
 pub mod requirements;

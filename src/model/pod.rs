@@ -169,11 +169,19 @@ impl PodInfo {
 
 /// Read a `v1.Pod`.
 pub fn pod_from_k8s(pod: &core::Pod) -> Result<PodInfo, ModelError> {
-    let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let namespace = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let name = pod.metadata.name.clone().unwrap_or_default();
     let object = format!("Pod {namespace}/{name}");
     if name.is_empty() {
-        return Err(ModelError::new("Pod (unnamed)", "metadata.name", "a pod needs a name"));
+        return Err(ModelError::new(
+            "Pod (unnamed)",
+            "metadata.name",
+            "a pod needs a name",
+        ));
     }
     let spec = pod
         .spec
@@ -215,7 +223,11 @@ pub fn pod_from_k8s(pod: &core::Pod) -> Result<PodInfo, ModelError> {
     })
 }
 
-fn container_requests(object: &str, field: &str, c: &core::Container) -> Result<Resources, ModelError> {
+fn container_requests(
+    object: &str,
+    field: &str,
+    c: &core::Container,
+) -> Result<Resources, ModelError> {
     let res = c.resources.as_ref();
     let mut out = Resources::new();
     let limits = res.and_then(|r| r.limits.as_ref());
@@ -224,7 +236,11 @@ fn container_requests(object: &str, field: &str, c: &core::Container) -> Result<
     for (source, map) in [("limits", limits), ("requests", requests)] {
         for (name, q) in map.into_iter().flatten() {
             let value = Quantity::parse(&q.0).map_err(|e| {
-                ModelError::new(object, &format!("{field}.resources.{source}.{name}"), &e.to_string())
+                ModelError::new(
+                    object,
+                    &format!("{field}.resources.{source}.{name}"),
+                    &e.to_string(),
+                )
             })?;
             if value < Quantity::ZERO {
                 return Err(ModelError::new(
@@ -244,7 +260,11 @@ fn container_requests(object: &str, field: &str, c: &core::Container) -> Result<
 pub fn effective_requests(object: &str, spec: &core::PodSpec) -> Result<Resources, ModelError> {
     let mut main = Resources::new();
     for (i, c) in spec.containers.iter().enumerate() {
-        main.add(&container_requests(object, &format!("spec.containers[{i}]"), c)?);
+        main.add(&container_requests(
+            object,
+            &format!("spec.containers[{i}]"),
+            c,
+        )?);
     }
     let mut sidecars = Resources::new();
     let mut init_peak = Resources::new();
@@ -268,16 +288,28 @@ pub fn effective_requests(object: &str, spec: &core::PodSpec) -> Result<Resource
     Ok(total)
 }
 
-fn parse_term(object: &str, field: &str, term: &core::NodeSelectorTerm) -> Result<Requirements, ModelError> {
+fn parse_term(
+    object: &str,
+    field: &str,
+    term: &core::NodeSelectorTerm,
+) -> Result<Requirements, ModelError> {
     Requirements::from_term(term).map_err(|(i, e)| {
-        ModelError::new(object, &format!("{field}.matchExpressions[{i}]"), &e.to_string())
+        ModelError::new(
+            object,
+            &format!("{field}.matchExpressions[{i}]"),
+            &e.to_string(),
+        )
     })
 }
 
 type NodeAffinities = (NodeAffinity, Vec<(i32, Requirements)>);
 
 fn node_affinity(object: &str, spec: &core::PodSpec) -> Result<NodeAffinities, ModelError> {
-    let Some(na) = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref()) else {
+    let Some(na) = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+    else {
         return Ok((NodeAffinity::default(), vec![]));
     };
     let mut required = NodeAffinity::default();
@@ -313,7 +345,11 @@ fn node_affinity(object: &str, spec: &core::PodSpec) -> Result<NodeAffinities, M
 }
 
 /// Convert a metav1 LabelSelector; a selector over pod labels keeps keys as written.
-pub fn label_selector(object: &str, field: &str, sel: &meta::LabelSelector) -> Result<LabelSelector, ModelError> {
+pub fn label_selector(
+    object: &str,
+    field: &str,
+    sel: &meta::LabelSelector,
+) -> Result<LabelSelector, ModelError> {
     let mut requirements: Vec<Requirement> = sel
         .match_labels
         .iter()
@@ -326,15 +362,25 @@ pub fn label_selector(object: &str, field: &str, sel: &meta::LabelSelector) -> R
         .collect();
     for (i, e) in sel.match_expressions.iter().flatten().enumerate() {
         let values = e.values.clone().unwrap_or_default();
-        if !matches!(e.operator.as_str(), "In" | "NotIn" | "Exists" | "DoesNotExist") {
+        if !matches!(
+            e.operator.as_str(),
+            "In" | "NotIn" | "Exists" | "DoesNotExist"
+        ) {
             return Err(ModelError::new(
                 object,
                 &format!("{field}.matchExpressions[{i}].operator"),
-                &format!("unknown operator {:?} (expected In, NotIn, Exists or DoesNotExist)", e.operator),
+                &format!(
+                    "unknown operator {:?} (expected In, NotIn, Exists or DoesNotExist)",
+                    e.operator
+                ),
             ));
         }
         let mut r = Requirement::new(&e.key, &e.operator, &values).map_err(|err| {
-            ModelError::new(object, &format!("{field}.matchExpressions[{i}]"), &err.to_string())
+            ModelError::new(
+                object,
+                &format!("{field}.matchExpressions[{i}]"),
+                &err.to_string(),
+            )
         })?;
         r.key = e.key.clone();
         requirements.push(r);
@@ -343,7 +389,11 @@ pub fn label_selector(object: &str, field: &str, sel: &meta::LabelSelector) -> R
     Ok(LabelSelector { requirements })
 }
 
-type PodAffinities = (Vec<PodAffinityTerm>, Vec<PodAffinityTerm>, Vec<(i32, PodAffinityTerm)>);
+type PodAffinities = (
+    Vec<PodAffinityTerm>,
+    Vec<PodAffinityTerm>,
+    Vec<(i32, PodAffinityTerm)>,
+);
 
 fn affinity_term(
     object: &str,
@@ -363,7 +413,11 @@ fn affinity_term(
         },
     };
     if t.topology_key.is_empty() {
-        return Err(ModelError::new(object, &format!("{field}.topologyKey"), "must not be empty"));
+        return Err(ModelError::new(
+            object,
+            &format!("{field}.topologyKey"),
+            "must not be empty",
+        ));
     }
     let all_namespaces = t.namespace_selector.as_ref().is_some_and(|s| {
         s.match_labels.as_ref().is_none_or(|m| m.is_empty())
@@ -381,7 +435,11 @@ fn affinity_term(
     })
 }
 
-fn pod_affinities(object: &str, namespace: &str, spec: &core::PodSpec) -> Result<PodAffinities, ModelError> {
+fn pod_affinities(
+    object: &str,
+    namespace: &str,
+    spec: &core::PodSpec,
+) -> Result<PodAffinities, ModelError> {
     let mut affinity = vec![];
     let mut anti = vec![];
     let mut preferred_anti = vec![];
@@ -390,21 +448,42 @@ fn pod_affinities(object: &str, namespace: &str, spec: &core::PodSpec) -> Result
     };
     let base = "spec.affinity";
     if let Some(pa) = &a.pod_affinity {
-        for (i, t) in pa.required_during_scheduling_ignored_during_execution.iter().flatten().enumerate() {
-            let field = format!("{base}.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[{i}]");
+        for (i, t) in pa
+            .required_during_scheduling_ignored_during_execution
+            .iter()
+            .flatten()
+            .enumerate()
+        {
+            let field =
+                format!("{base}.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[{i}]");
             affinity.push(affinity_term(object, &field, namespace, t)?);
         }
     }
     if let Some(pa) = &a.pod_anti_affinity {
-        for (i, t) in pa.required_during_scheduling_ignored_during_execution.iter().flatten().enumerate() {
-            let field = format!("{base}.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[{i}]");
+        for (i, t) in pa
+            .required_during_scheduling_ignored_during_execution
+            .iter()
+            .flatten()
+            .enumerate()
+        {
+            let field = format!(
+                "{base}.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[{i}]"
+            );
             anti.push(affinity_term(object, &field, namespace, t)?);
         }
-        for (i, w) in pa.preferred_during_scheduling_ignored_during_execution.iter().flatten().enumerate() {
+        for (i, w) in pa
+            .preferred_during_scheduling_ignored_during_execution
+            .iter()
+            .flatten()
+            .enumerate()
+        {
             let field = format!(
                 "{base}.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[{i}].podAffinityTerm"
             );
-            preferred_anti.push((w.weight, affinity_term(object, &field, namespace, &w.pod_affinity_term)?));
+            preferred_anti.push((
+                w.weight,
+                affinity_term(object, &field, namespace, &w.pod_affinity_term)?,
+            ));
         }
     }
     Ok((affinity, anti, preferred_anti))
@@ -447,7 +526,10 @@ pub fn tolerations(object: &str, list: &[core::Toleration]) -> Result<Vec<Tolera
 }
 
 fn host_ports(spec: &core::PodSpec) -> Vec<HostPort> {
-    let containers = spec.containers.iter().chain(spec.init_containers.iter().flatten());
+    let containers = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
     let mut out: Vec<HostPort> = containers
         .flat_map(|c| c.ports.iter().flatten())
         .filter_map(|p| {
@@ -469,10 +551,19 @@ fn spread_constraints(
     spec: &core::PodSpec,
 ) -> Result<Vec<SpreadConstraint>, ModelError> {
     let mut out = vec![];
-    for (i, c) in spec.topology_spread_constraints.iter().flatten().enumerate() {
+    for (i, c) in spec
+        .topology_spread_constraints
+        .iter()
+        .flatten()
+        .enumerate()
+    {
         let field = format!("spec.topologySpreadConstraints[{i}]");
         if c.max_skew < 1 {
-            return Err(ModelError::new(object, &format!("{field}.maxSkew"), "must be at least 1"));
+            return Err(ModelError::new(
+                object,
+                &format!("{field}.maxSkew"),
+                "must be at least 1",
+            ));
         }
         let hard = match c.when_unsatisfiable.as_str() {
             "DoNotSchedule" => true,

@@ -178,7 +178,9 @@ fn compare(value: Option<&String>, bound: &[String], cmp: fn(i64, i64) -> bool) 
 impl fmt::Display for Requirement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.op {
-            Operator::Exists | Operator::DoesNotExist => write!(f, "{} {}", self.key, self.op_name()),
+            Operator::Exists | Operator::DoesNotExist => {
+                write!(f, "{} {}", self.key, self.op_name())
+            }
             _ => write!(f, "{} {} {:?}", self.key, self.op_name(), self.values),
         }
     }
@@ -212,15 +214,19 @@ impl Requirements {
     /// Parse a Kubernetes node selector term (matchExpressions and matchFields on metadata.name).
     pub fn from_term(term: &NodeSelectorTerm) -> Result<Self, (usize, RequirementError)> {
         let exprs = term.match_expressions.iter().flatten();
-        let fields = term.match_fields.iter().flatten().map(|f| NodeSelectorRequirement {
-            key: if f.key == "metadata.name" {
-                super::labels::HOSTNAME.to_string()
-            } else {
-                f.key.clone()
-            },
-            operator: f.operator.clone(),
-            values: f.values.clone(),
-        });
+        let fields = term
+            .match_fields
+            .iter()
+            .flatten()
+            .map(|f| NodeSelectorRequirement {
+                key: if f.key == "metadata.name" {
+                    super::labels::HOSTNAME.to_string()
+                } else {
+                    f.key.clone()
+                },
+                operator: f.operator.clone(),
+                values: f.values.clone(),
+            });
         let reqs = exprs
             .cloned()
             .chain(fields)
@@ -296,7 +302,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn req(key: &str, op: &str, values: &[&str]) -> Requirement {

@@ -125,7 +125,10 @@ impl Resources {
 
     /// Convert to the string map Kubernetes objects use.
     pub fn to_strings(&self) -> BTreeMap<String, String> {
-        self.0.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
+        self.0
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect()
     }
 
     /// True when the resource is an accelerator (GPU, MIG slice, Neuron device).
@@ -157,7 +160,10 @@ mod tests {
         let gpu = Resources::parse([("nvidia.com/gpu", "1")]).unwrap();
         assert!(small.fits_in(&cap));
         assert!(!gpu.fits_in(&cap));
-        assert_eq!(gpu.exceeding(&cap).collect::<Vec<_>>(), vec!["nvidia.com/gpu"]);
+        assert_eq!(
+            gpu.exceeding(&cap).collect::<Vec<_>>(),
+            vec!["nvidia.com/gpu"]
+        );
         let zero_gpu = Resources::parse([("nvidia.com/gpu", "0")]).unwrap();
         assert!(zero_gpu.fits_in(&cap));
     }

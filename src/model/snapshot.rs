@@ -89,7 +89,10 @@ impl Budget {
     /// Is `pod` in this budget's scope?
     pub fn covers(&self, pod: &PodInfo) -> bool {
         (self.namespaces.is_empty() || self.namespaces.contains(&pod.namespace))
-            && self.selector.as_ref().is_none_or(|s| s.matches(&pod.labels))
+            && self
+                .selector
+                .as_ref()
+                .is_none_or(|s| s.matches(&pod.labels))
     }
 }
 

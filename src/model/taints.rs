@@ -120,6 +120,9 @@ mod tests {
         assert!(!wrong_effect.tolerates(&gpu));
         assert!(blocks(&gpu, &[]));
         assert!(!blocks(&taint("x", "", Effect::PreferNoSchedule), &[]));
-        assert!(prefers_not(&[taint("x", "", Effect::PreferNoSchedule)], &[]));
+        assert!(prefers_not(
+            &[taint("x", "", Effect::PreferNoSchedule)],
+            &[]
+        ));
     }
 }

@@ -1,0 +1,56 @@
+//! The command line: `purser plan` (and `purser bench`). Parses arguments, loads input at the
+//! edge, calls the engine, prints the result. Exit code 2 means the input was unusable.
+
+pub mod bench;
+pub mod plan;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Purser: a cost-aware node provisioner for Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "purser", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Plan nodes for the pending pods in Kubernetes object files.
+    Plan(plan::PlanArgs),
+    /// Compare the ILP planner with the FFD baseline on the benchmark inputs.
+    Bench(bench::BenchArgs),
+}
+
+/// Parse a duration such as `2s`, `500ms` or `1.5s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?} (expected e.g. 2s, 500ms, 1m)"))?;
+    if !value.is_finite() || value <= 0.0 {
+        return Err(format!("invalid duration {text:?}: must be positive"));
+    }
+    Ok(Duration::from_secs_f64(value * scale))
+}
+
+/// Run the CLI; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Plan(args) => plan::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}

@@ -1,0 +1,138 @@
+//! `purser plan -f cluster.yaml [--catalog FILE] [--strategy ilp|ffd] [--time-limit 2s] [-o json|table]`.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::catalog::Catalog;
+use crate::model::load::load_files;
+use crate::solver::{self, Plan, PlanOptions, Strategy};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Machine-readable JSON.
+    Json,
+    /// A table for people.
+    Table,
+}
+
+/// Strategy flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    /// Column generation and an integer master (default).
+    Ilp,
+    /// Karpenter's first-fit-decreasing baseline.
+    Ffd,
+}
+
+/// Arguments of `purser plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Kubernetes object files (YAML or JSON, multi-document, `kind: List` allowed).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// A catalog JSON file (default: the embedded AWS us-east-1 snapshot).
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+    /// Planning algorithm.
+    #[arg(long, value_enum, default_value = "ilp")]
+    pub strategy: StrategyArg,
+    /// Wall-clock limit for the ILP.
+    #[arg(long, default_value = "2s", value_parser = super::parse_duration)]
+    pub time_limit: std::time::Duration,
+    /// Expected cost of one spot interruption, in hours of the on-demand price.
+    #[arg(long, default_value_t = 1.0)]
+    pub spot_rework_hours: f64,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "json")]
+    pub output: Output,
+}
+
+/// Run `purser plan`.
+pub fn run(args: PlanArgs) -> i32 {
+    let catalog = match &args.catalog {
+        Some(path) => match Catalog::from_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        },
+        None => Catalog::embedded(),
+    };
+    if !args.spot_rework_hours.is_finite() || args.spot_rework_hours < 0.0 {
+        eprintln!("error: --spot-rework-hours must be a non-negative number");
+        return 2;
+    }
+    let loaded = match load_files(&args.files, &catalog) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let options = PlanOptions {
+        strategy: match args.strategy {
+            StrategyArg::Ilp => Strategy::Ilp,
+            StrategyArg::Ffd => Strategy::Ffd,
+        },
+        time_limit: args.time_limit,
+        spot_rework_hours: args.spot_rework_hours,
+        ..PlanOptions::default()
+    };
+    let plan = solver::plan(&loaded.snapshot, &catalog, &options);
+    match args.output {
+        Output::Json => match serde_json::to_string_pretty(&plan) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: cannot print the plan: {e}");
+                return 1;
+            }
+        },
+        Output::Table => print!("{}", table(&plan)),
+    }
+    0
+}
+
+/// The plan as a table for people.
+pub fn table(plan: &Plan) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:<14} {:<18} {:<10} {:<12} {:>10}  {}\n",
+        "NODEPOOL", "INSTANCE TYPE", "CAPACITY", "ZONE", "USD/HOUR", "PODS"
+    ));
+    for c in &plan.node_claims {
+        let price = if c.price_estimated { format!("~{:.4}", c.hourly_price) } else { format!("{:.4}", c.hourly_price) };
+        out.push_str(&format!(
+            "{:<14} {:<18} {:<10} {:<12} {:>10}  {}\n",
+            c.node_pool,
+            c.instance_type,
+            c.capacity_type,
+            c.zone,
+            price,
+            c.pods.join(",")
+        ));
+    }
+    for e in &plan.existing_nodes {
+        out.push_str(&format!("existing node {}: {}\n", e.node, e.pods.join(",")));
+    }
+    for u in &plan.unschedulable {
+        out.push_str(&format!("unschedulable {}: {}\n", u.pod, u.reason));
+    }
+    out.push_str(&format!(
+        "hourly cost {:.4} USD/h (lower bound {:.4}); {} {} in {:.3}s",
+        plan.hourly_cost, plan.lower_bound, plan.solver.strategy, plan.solver.status, plan.solver.seconds
+    ));
+    if let Some(b) = plan.solver.baseline_cost {
+        out.push_str(&format!("; FFD baseline {b:.4} USD/h"));
+    }
+    if plan.node_claims.iter().any(|c| c.price_estimated) {
+        out.push_str("\n~ marks an estimated (spot) price");
+    }
+    out.push('\n');
+    out
+}

@@ -1,0 +1,292 @@
+//! The greedy baseline: Karpenter's first-fit-decreasing provisioning algorithm.
+//!
+//! Pods are taken by priority, then CPU, then memory, descending. Each goes to the first node
+//! that can take it: existing nodes first, then nodes opened earlier in this plan, then a new
+//! node in the highest-weight NodePool that can hold it. A node opened in the plan keeps every
+//! instance type (and offering) that could still hold all its pods; when packing ends it gets
+//! the cheapest of them. See docs/ffd.md.
+
+use std::collections::HashMap;
+
+use crate::catalog::CapacityType;
+
+use super::packing::{Assignment, Bin, Contribution, Ledger, add_count};
+use super::problem::Problem;
+
+struct OpenNode {
+    candidates: Vec<usize>,
+    counts: Vec<(usize, u32)>,
+    used: Vec<i64>,
+    best: usize,
+    contribution: Contribution,
+}
+
+/// Classes in FFD order: priority, CPU, memory, descending; then class index.
+pub fn class_order(problem: &Problem) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..problem.classes.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ca, cb) = (&problem.classes[a], &problem.classes[b]);
+        cb.priority
+            .cmp(&ca.priority)
+            .then(cb.req[0].cmp(&ca.req[0]))
+            .then(cb.req[1].cmp(&ca.req[1]))
+            .then(a.cmp(&b))
+    });
+    order
+}
+
+/// Run FFD on `problem`.
+pub fn solve(problem: &Problem) -> Assignment {
+    let demand = problem.classes.iter().map(|c| c.demand).collect();
+    complete(problem, vec![], demand)
+}
+
+/// Start from `seeds` (nodes already filled, e.g. by the ILP) and place `demand` more units of
+/// each class the FFD way. A seed node may change to any instance type of its pool that still
+/// holds its pods; every node ends on the cheapest such type.
+pub fn complete(problem: &Problem, seeds: Vec<Bin>, demand: Vec<u32>) -> Assignment {
+    let mut ledger = Ledger::new(problem);
+    let mut open: Vec<OpenNode> = problem
+        .kinds
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| k.is_existing())
+        .map(|(i, _)| OpenNode {
+            candidates: vec![i],
+            counts: vec![],
+            used: vec![0; problem.dims.len()],
+            best: i,
+            contribution: Contribution::default(),
+        })
+        .collect();
+    for seed in seeds {
+        let node = seed_node(problem, &mut ledger, seed);
+        match open.iter_mut().find(|n| n.candidates == [node.best] && problem.kinds[node.best].is_existing()) {
+            Some(slot) => *slot = node,
+            None => open.push(node),
+        }
+    }
+    let mut unplaced = vec![];
+    let mut pointer: HashMap<usize, usize> = HashMap::new();
+    for c in class_order(problem) {
+        let class = &problem.classes[c];
+        for unit in 0..demand[c] {
+            let start = pointer.get(&c).copied().unwrap_or(0);
+            let mut reason: Option<String> = None;
+            let placed = try_open_nodes(problem, &mut ledger, &mut open, c, start, &mut pointer, &mut reason)
+                || open_new_node(problem, &mut ledger, &mut open, c, &mut reason);
+            if !placed {
+                let why = class
+                    .no_kind_reason
+                    .clone()
+                    .or(reason)
+                    .unwrap_or_else(|| "no node can hold it".into());
+                unplaced.push((c, demand[c] - unit, why));
+                break;
+            }
+        }
+    }
+    let bins: Vec<Bin> = open
+        .into_iter()
+        .filter(|n| !n.counts.is_empty())
+        .map(|n| Bin {
+            kind: n.best,
+            used: n.used,
+            counts: n.counts,
+        })
+        .collect();
+    let mut assignment = Assignment { bins, unplaced };
+    enforce_mix(problem, &mut assignment, &mut ledger);
+    assignment
+}
+
+fn seed_node(problem: &Problem, ledger: &mut Ledger, seed: Bin) -> OpenNode {
+    let used = problem.usage(&seed.counts);
+    let kind = &problem.kinds[seed.kind];
+    let candidates: Vec<usize> = if kind.is_existing() {
+        vec![seed.kind]
+    } else {
+        let first = seed.counts.first().map(|&(c, _)| c);
+        let pool_kinds = first.map(|c| problem.classes[c].kinds.clone()).unwrap_or_default();
+        let mut list: Vec<usize> = pool_kinds
+            .into_iter()
+            .filter(|&k| problem.kinds[k].pool == kind.pool && !problem.kinds[k].is_existing())
+            .filter(|&k| problem.cheapest_fit(std::iter::once(k), &seed.counts).is_some())
+            .collect();
+        if !list.contains(&seed.kind) {
+            list.push(seed.kind);
+            list.sort();
+        }
+        list
+    };
+    let original = problem.contribution(seed.kind, &seed.counts);
+    let cheapest = candidates.iter().copied().min_by(|&a, &b| problem.kind_order(a, b)).unwrap_or(seed.kind);
+    let cheaper = problem.contribution(cheapest, &seed.counts);
+    let (best, contribution) = if problem.check_swap(ledger, &Contribution::default(), &cheaper).is_ok() {
+        (cheapest, cheaper)
+    } else {
+        (seed.kind, original)
+    };
+    problem.apply_swap(ledger, &Contribution::default(), &contribution);
+    OpenNode {
+        candidates,
+        counts: seed.counts,
+        used,
+        best,
+        contribution,
+    }
+}
+
+fn try_open_nodes(
+    problem: &Problem,
+    ledger: &mut Ledger,
+    open: &mut [OpenNode],
+    c: usize,
+    start: usize,
+    pointer: &mut HashMap<usize, usize>,
+    reason: &mut Option<String>,
+) -> bool {
+    let class = &problem.classes[c];
+    for j in start..open.len() {
+        let node = &open[j];
+        let used: Vec<i64> = node.used.iter().zip(&class.req).map(|(u, r)| u + r).collect();
+        let candidates: Vec<usize> = node
+            .candidates
+            .iter()
+            .copied()
+            .filter(|&k| problem.can_add(k, &node.used, &node.counts, c, 1))
+            .collect();
+        let Some(best) = candidates.iter().copied().min_by(|&a, &b| problem.kind_order(a, b)) else {
+            if j == pointer.get(&c).copied().unwrap_or(0) {
+                pointer.insert(c, j + 1);
+            }
+            continue;
+        };
+        let mut counts = node.counts.clone();
+        add_count(&mut counts, c, 1);
+        let contribution = problem.contribution(best, &counts);
+        if let Err(why) = problem.check_swap(ledger, &node.contribution, &contribution) {
+            *reason = Some(why);
+            continue;
+        }
+        problem.apply_swap(ledger, &node.contribution, &contribution);
+        open[j] = OpenNode {
+            candidates,
+            counts,
+            used,
+            best,
+            contribution,
+        };
+        return true;
+    }
+    false
+}
+
+fn open_new_node(problem: &Problem, ledger: &mut Ledger, open: &mut Vec<OpenNode>, c: usize, reason: &mut Option<String>) -> bool {
+    let class = &problem.classes[c];
+    for pool in 0..problem.pools.len() {
+        let candidates: Vec<usize> = class
+            .kinds
+            .iter()
+            .copied()
+            .filter(|&k| problem.kinds[k].pool == Some(pool) && !problem.kinds[k].is_existing())
+            .filter(|&k| problem.can_add(k, &vec![0; problem.dims.len()], &[], c, 1))
+            .collect();
+        // Karpenter drops the instance types whose launch would exceed the pool's limits.
+        let within: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&k| problem.check_swap(ledger, &Contribution::default(), &problem.contribution(k, &[(c, 1)])).is_ok())
+            .collect();
+        let Some(best) = within.iter().copied().min_by(|&a, &b| problem.kind_order(a, b)) else {
+            if let Some(&k) = candidates.first() {
+                if let Err(why) = problem.check_swap(ledger, &Contribution::default(), &problem.contribution(k, &[(c, 1)])) {
+                    *reason = Some(why);
+                }
+            }
+            continue;
+        };
+        let counts = vec![(c, 1)];
+        let contribution = problem.contribution(best, &counts);
+        problem.apply_swap(ledger, &Contribution::default(), &contribution);
+        open.push(OpenNode {
+            candidates: within,
+            used: class.req.clone(),
+            counts,
+            best,
+            contribution,
+        });
+        return true;
+    }
+    false
+}
+
+/// Make each pool meet its on-demand floor: switch spot nodes to the cheapest on-demand
+/// offering that holds the same pods (smallest extra cost per CPU first); if that is not
+/// enough, unplace pods from spot nodes.
+pub fn enforce_mix(problem: &Problem, assignment: &mut Assignment, ledger: &mut Ledger) {
+    for _ in 0..problem.pools.len() + 1 {
+        let shortfalls = problem.mix_shortfalls(&assignment.bins);
+        let Some(&(pool, _, _)) = shortfalls.first() else {
+            return;
+        };
+        let mut options: Vec<(f64, usize, usize)> = vec![];
+        for (i, b) in assignment.bins.iter().enumerate() {
+            let k = &problem.kinds[b.kind];
+            if k.pool != Some(pool) || k.is_existing() || k.capacity_type != CapacityType::Spot {
+                continue;
+            }
+            let od = problem.classes[b.counts[0].0]
+                .kinds
+                .iter()
+                .copied()
+                .filter(|&x| problem.kinds[x].pool == Some(pool) && !problem.kinds[x].is_existing() && problem.kinds[x].capacity_type == CapacityType::OnDemand);
+            if let Some(new_kind) = problem.cheapest_fit(od, &b.counts) {
+                let cpu: f64 = b.counts.iter().map(|&(c, n)| problem.classes[c].cpu_cores * n as f64).sum();
+                let extra = problem.kinds[new_kind].cost - k.cost;
+                options.push((extra / cpu.max(1e-9), i, new_kind));
+            }
+        }
+        options.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        for (_, i, new_kind) in options {
+            if problem.mix_shortfalls(&assignment.bins).iter().all(|s| s.0 != pool) {
+                break;
+            }
+            let bin = &assignment.bins[i];
+            let old = problem.contribution(bin.kind, &bin.counts);
+            let new = problem.contribution(new_kind, &bin.counts);
+            if problem.check_swap(ledger, &old, &new).is_ok() {
+                problem.apply_swap(ledger, &old, &new);
+                assignment.bins[i].kind = new_kind;
+            }
+        }
+        unplace_spot_until_mix(problem, assignment, ledger, pool);
+    }
+}
+
+fn unplace_spot_until_mix(problem: &Problem, assignment: &mut Assignment, ledger: &mut Ledger, pool: usize) {
+    while let Some(&(_, od, total)) = problem.mix_shortfalls(&assignment.bins).iter().find(|s| s.0 == pool) {
+        let Some(i) = assignment.bins.iter().rposition(|b| {
+            let k = &problem.kinds[b.kind];
+            k.pool == Some(pool) && !k.is_existing() && k.capacity_type == CapacityType::Spot
+        }) else {
+            return;
+        };
+        let bin = assignment.bins.remove(i);
+        let old = problem.contribution(bin.kind, &bin.counts);
+        problem.apply_swap(ledger, &old, &Contribution::default());
+        let want = problem.pools[pool].min_on_demand * 100.0;
+        for (c, n) in bin.counts {
+            assignment.unplaced.push((
+                c,
+                n,
+                format!(
+                    "capacity mix of NodePool {}: on-demand share {:.1}% below the required {:.0}%",
+                    problem.pools[pool].name,
+                    100.0 * od / total.max(1e-9),
+                    want
+                ),
+            ));
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The planner: which pending pods go on existing capacity, which nodes to create, at minimum
+//! hourly cost, inside NodePool requirements, taints, limits, budgets and the capacity mix.
+//!
+//! In: a `Snapshot`, a `Catalog` and `PlanOptions`. Out: a `Plan`. The controller, `purser plan`
+//! and the simulator all call `plan`.
+
+pub mod bound;
+pub mod ffd;
+pub mod ilp;
+pub mod packing;
+pub mod plan;
+pub mod problem;
+pub mod topology;
+pub mod validate;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use crate::catalog::{CapacityType, Catalog};
+use crate::model::Snapshot;
+
+pub use plan::{ExistingPlacement, Plan, PlannedNode, SolverReport, Unschedulable};
+pub use problem::Problem;
+
+/// Which algorithm plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Column generation over node patterns with an integer master (the default).
+    #[default]
+    Ilp,
+    /// Karpenter's first-fit-decreasing baseline.
+    Ffd,
+}
+
+/// Planner settings.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// Algorithm.
+    pub strategy: Strategy,
+    /// Wall-clock limit for the ILP.
+    pub time_limit: Duration,
+    /// Expected cost of one spot interruption, in hours of the instance's on-demand price.
+    pub spot_rework_hours: f64,
+    /// Offerings known to be unavailable: (instance type, zone, capacity type).
+    pub unavailable: HashSet<(String, String, CapacityType)>,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            strategy: Strategy::Ilp,
+            time_limit: Duration::from_secs(2),
+            spot_rework_hours: 1.0,
+            unavailable: HashSet::new(),
+        }
+    }
+}
+
+/// Plan the pending pods of `snapshot`.
+pub fn plan(snapshot: &Snapshot, catalog: &Catalog, options: &PlanOptions) -> Plan {
+    let start = Instant::now();
+    let problem = Problem::build(snapshot, catalog, options);
+    let baseline = ffd::solve(&problem);
+    let (assignment, strategy, status) = match options.strategy {
+        Strategy::Ffd => (baseline.clone(), "ffd", "feasible".to_string()),
+        Strategy::Ilp => {
+            let deadline = start + options.time_limit;
+            let (a, status) = ilp::solve(&problem, &baseline, deadline);
+            (a, "ilp", status)
+        }
+    };
+    let (node_claims, existing_nodes, unschedulable) = plan::materialize(&problem, snapshot, &assignment);
+    let hourly_cost = plan::list_cost(&problem, &assignment);
+    let lower_bound = bound::lower_bound(&problem, &assignment);
+    let status = if status != "fallback" && hourly_cost <= lower_bound + 1e-6 { "optimal".to_string() } else { status };
+    Plan {
+        node_claims,
+        existing_nodes,
+        unschedulable,
+        hourly_cost,
+        lower_bound,
+        solver: SolverReport {
+            strategy: strategy.into(),
+            status,
+            seconds: start.elapsed().as_secs_f64(),
+            objective: plan::objective(&problem, &assignment),
+            baseline_cost: (options.strategy == Strategy::Ilp).then(|| plan::list_cost(&problem, &baseline)),
+        },
+    }
+}

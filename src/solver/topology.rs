@@ -1,0 +1,165 @@
+//! Topology constraints above the node level (zone, capacity type, any label other than the
+//! hostname): spread, affinity and anti-affinity are resolved before packing by pinning each
+//! pending pod to one domain, water-filling so that every domain stays within maxSkew.
+//!
+//! In: the snapshot, the node kinds and the pending pods in placement order. Out: a domain pin
+//! per constrained pod (`key=value`), and rejected pods with the reason.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::model::labels::HOSTNAME;
+use crate::model::pod::{LabelSelector, PodInfo};
+use crate::model::taints::first_blocking;
+use crate::model::Snapshot;
+
+use super::problem::Kind;
+
+/// A (selector, namespace scope, topology key) whose per-domain pod counts are tracked.
+type Counter = (LabelSelector, Vec<String>, String);
+
+/// True when `pod` requires hostname affinity to pods matching its own labels and no running
+/// pod matches: all such pods must then share one node.
+pub fn is_hostname_self_affinity(pod: &PodInfo, snapshot: &Snapshot) -> bool {
+    pod.pod_affinity.iter().any(|t| {
+        t.topology_key == HOSTNAME
+            && t.selects(&pod.namespace, &pod.labels)
+            && !snapshot.pods.iter().any(|p| !p.is_pending() && t.selects(&p.namespace, &p.labels))
+    })
+}
+
+/// True when `pod` may only go to an existing node: a hostname affinity term that its own labels
+/// do not satisfy (it must join running pods, or wait for the pods it follows).
+pub fn needs_existing_host(pod: &PodInfo, snapshot: &Snapshot) -> bool {
+    pod.pod_affinity.iter().any(|t| {
+        t.topology_key == HOSTNAME
+            && (snapshot.pods.iter().any(|p| !p.is_pending() && t.selects(&p.namespace, &p.labels))
+                || !t.selects(&pod.namespace, &pod.labels))
+    })
+}
+
+fn domain_keys(pod: &PodInfo) -> Vec<String> {
+    let mut keys: BTreeSet<String> = BTreeSet::new();
+    keys.extend(pod.spread.iter().map(|s| s.topology_key.clone()));
+    keys.extend(pod.pod_affinity.iter().map(|t| t.topology_key.clone()));
+    keys.extend(pod.pod_anti_affinity.iter().map(|t| t.topology_key.clone()));
+    keys.remove(HOSTNAME);
+    keys.into_iter().collect()
+}
+
+fn scope(namespaces: &[String], p: &PodInfo) -> bool {
+    namespaces.is_empty() || namespaces.contains(&p.namespace)
+}
+
+/// Pin pending pods with domain-level constraints to a domain.
+pub fn domain_pins(
+    snapshot: &Snapshot,
+    kinds: &[Kind],
+    pending: &[usize],
+    rejected: &mut Vec<(usize, String)>,
+) -> HashMap<usize, (String, String)> {
+    let mut pins: HashMap<usize, (String, String)> = HashMap::new();
+    let mut counters: HashMap<Counter, BTreeMap<String, i64>> = HashMap::new();
+    let node_domain = |node: &str, key: &str| -> Option<String> {
+        snapshot.nodes.iter().find(|n| n.name == node).and_then(|n| n.labels.get(key).cloned())
+    };
+    let mut eligible_cache: HashMap<String, Vec<usize>> = HashMap::new();
+    for &pi in pending {
+        let pod = &snapshot.pods[pi];
+        let keys = domain_keys(pod);
+        let Some(key) = keys.first().cloned() else {
+            continue;
+        };
+        let sig = format!("{:?}{:?}{:?}{:?}", pod.node_selector, pod.node_affinity, pod.tolerations, pod.requests);
+        let compatible = eligible_cache.entry(sig).or_insert_with(|| {
+            kinds
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| pod.accepts_labels(&k.labels) && first_blocking(&k.taints, &pod.tolerations).is_none())
+                .map(|(i, _)| i)
+                .collect()
+        });
+        let mut domains: BTreeSet<String> = compatible.iter().filter_map(|&k| kinds[k].labels.get(&key).cloned()).collect();
+        let mut count_of = |sel: &LabelSelector, ns: &[String]| -> BTreeMap<String, i64> {
+            let c: Counter = (sel.clone(), ns.to_vec(), key.clone());
+            counters
+                .entry(c)
+                .or_insert_with(|| {
+                    let mut m = BTreeMap::new();
+                    for p in snapshot.pods.iter().filter(|p| !p.is_pending() && scope(ns, p) && sel.matches(&p.labels)) {
+                        if let Some(d) = p.node_name.as_deref().and_then(|n| node_domain(n, &key)) {
+                            *m.entry(d).or_insert(0) += 1;
+                        }
+                    }
+                    for (q, (k, d)) in pins.iter() {
+                        let p = &snapshot.pods[*q];
+                        if *k == key && scope(ns, p) && sel.matches(&p.labels) {
+                            *m.entry(d.clone()).or_insert(0) += 1;
+                        }
+                    }
+                    m
+                })
+                .clone()
+        };
+        for t in pod.pod_anti_affinity.iter().filter(|t| t.topology_key == key) {
+            let counts = count_of(&t.selector, &t.namespaces);
+            domains.retain(|d| counts.get(d).copied().unwrap_or(0) == 0);
+        }
+        let mut follow: Option<String> = None;
+        let mut waits = false;
+        for t in pod.pod_affinity.iter().filter(|t| t.topology_key == key) {
+            let counts = count_of(&t.selector, &t.namespaces);
+            let occupied: BTreeSet<String> = counts.iter().filter(|(_, c)| **c > 0).map(|(d, _)| d.clone()).collect();
+            if occupied.is_empty() {
+                if !t.selects(&pod.namespace, &pod.labels) {
+                    waits = true;
+                }
+            } else {
+                domains.retain(|d| occupied.contains(d));
+                follow = domains.iter().next().cloned();
+            }
+        }
+        if waits {
+            rejected.push((pi, format!("required pod affinity on {key}: no running pod matches yet, so it waits for them")));
+            continue;
+        }
+        if domains.is_empty() {
+            rejected.push((pi, format!("no {key} domain satisfies its topology constraints")));
+            continue;
+        }
+        let mut chosen = follow;
+        let mut reject_reason = None;
+        if chosen.is_none() {
+            if let Some(s) = pod.spread.iter().find(|s| s.topology_key == key) {
+                let ns = vec![pod.namespace.clone()];
+                let counts = count_of(&s.selector, &ns);
+                let count = |d: &String| counts.get(d).copied().unwrap_or(0);
+                let below_min_domains = s.min_domains.is_some_and(|m| (domains.len() as u32) < m);
+                let global_min = if below_min_domains { 0 } else { domains.iter().map(count).min().unwrap_or(0) };
+                let own = i64::from(s.selector.matches(&pod.labels));
+                let best = domains.iter().min_by_key(|d| (count(d), (*d).clone())).cloned();
+                if let Some(d) = &best {
+                    if s.hard && count(d) + own - global_min > s.max_skew as i64 {
+                        reject_reason = Some(format!(
+                            "topology spread on {key} (maxSkew {}, minDomains {}) cannot be satisfied",
+                            s.max_skew,
+                            s.min_domains.unwrap_or(1)
+                        ));
+                    }
+                }
+                chosen = best;
+            }
+        }
+        if let Some(reason) = reject_reason {
+            rejected.push((pi, reason));
+            continue;
+        }
+        let domain = chosen.unwrap_or_else(|| domains.iter().next().cloned().unwrap_or_default());
+        for ((sel, ns, k), counts) in counters.iter_mut() {
+            if *k == key && scope(ns, pod) && sel.matches(&pod.labels) {
+                *counts.entry(domain.clone()).or_insert(0) += 1;
+            }
+        }
+        pins.insert(pi, (key, domain));
+    }
+    pins
+}
