@@ -26,17 +26,17 @@ pub fn lower_bound(problem: &Problem, assignment: &Assignment) -> f64 {
     let mut rho = vec![0.0f64; dims];
     for &k in &new_kinds {
         let kind = &problem.kinds[k];
-        for d in 0..problem.dims.len() {
-            if kind.cap[d] > 0 {
-                rho[d] = rho[d].max(kind.price / kind.cap[d] as f64);
+        for (r, cap) in rho.iter_mut().zip(&kind.cap) {
+            if *cap > 0 {
+                *r = r.max(kind.price / *cap as f64);
             }
         }
         rho[dims - 1] = rho[dims - 1].max(kind.price);
     }
     let mut existing_free = vec![0.0f64; dims];
     for kind in problem.kinds.iter().filter(|k| k.is_existing()) {
-        for d in 0..problem.dims.len() {
-            existing_free[d] += kind.cap[d].max(0) as f64;
+        for (free, cap) in existing_free.iter_mut().zip(&kind.cap) {
+            *free += (*cap).max(0) as f64;
         }
         existing_free[dims - 1] += 1.0;
     }

@@ -147,8 +147,8 @@ fn try_open_nodes(
     reason: &mut Option<String>,
 ) -> bool {
     let class = &problem.classes[c];
-    for j in start..open.len() {
-        let node = &open[j];
+    for (j, slot) in open.iter_mut().enumerate().skip(start) {
+        let node = &*slot;
         let used: Vec<i64> = node.used.iter().zip(&class.req).map(|(u, r)| u + r).collect();
         let candidates: Vec<usize> = node
             .candidates
@@ -170,7 +170,7 @@ fn try_open_nodes(
             continue;
         }
         problem.apply_swap(ledger, &node.contribution, &contribution);
-        open[j] = OpenNode {
+        *slot = OpenNode {
             candidates,
             counts,
             used,
@@ -199,10 +199,11 @@ fn open_new_node(problem: &Problem, ledger: &mut Ledger, open: &mut Vec<OpenNode
             .filter(|&k| problem.check_swap(ledger, &Contribution::default(), &problem.contribution(k, &[(c, 1)])).is_ok())
             .collect();
         let Some(best) = within.iter().copied().min_by(|&a, &b| problem.kind_order(a, b)) else {
-            if let Some(&k) = candidates.first() {
-                if let Err(why) = problem.check_swap(ledger, &Contribution::default(), &problem.contribution(k, &[(c, 1)])) {
-                    *reason = Some(why);
-                }
+            if let Some(Err(why)) = candidates
+                .first()
+                .map(|&k| problem.check_swap(ledger, &Contribution::default(), &problem.contribution(k, &[(c, 1)])))
+            {
+                *reason = Some(why);
             }
             continue;
         };

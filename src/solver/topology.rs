@@ -128,26 +128,24 @@ pub fn domain_pins(
         }
         let mut chosen = follow;
         let mut reject_reason = None;
-        if chosen.is_none() {
-            if let Some(s) = pod.spread.iter().find(|s| s.topology_key == key) {
-                let ns = vec![pod.namespace.clone()];
-                let counts = count_of(&s.selector, &ns);
-                let count = |d: &String| counts.get(d).copied().unwrap_or(0);
-                let below_min_domains = s.min_domains.is_some_and(|m| (domains.len() as u32) < m);
-                let global_min = if below_min_domains { 0 } else { domains.iter().map(count).min().unwrap_or(0) };
-                let own = i64::from(s.selector.matches(&pod.labels));
-                let best = domains.iter().min_by_key(|d| (count(d), (*d).clone())).cloned();
-                if let Some(d) = &best {
-                    if s.hard && count(d) + own - global_min > s.max_skew as i64 {
-                        reject_reason = Some(format!(
-                            "topology spread on {key} (maxSkew {}, minDomains {}) cannot be satisfied",
-                            s.max_skew,
-                            s.min_domains.unwrap_or(1)
-                        ));
-                    }
-                }
-                chosen = best;
+        let spread = pod.spread.iter().find(|s| s.topology_key == key).filter(|_| chosen.is_none());
+        if let Some(s) = spread {
+            let ns = vec![pod.namespace.clone()];
+            let counts = count_of(&s.selector, &ns);
+            let count = |d: &String| counts.get(d).copied().unwrap_or(0);
+            let below_min_domains = s.min_domains.is_some_and(|m| (domains.len() as u32) < m);
+            let global_min = if below_min_domains { 0 } else { domains.iter().map(count).min().unwrap_or(0) };
+            let own = i64::from(s.selector.matches(&pod.labels));
+            let best = domains.iter().min_by_key(|d| (count(d), (*d).clone())).cloned();
+            let too_skewed = best.as_ref().is_some_and(|d| s.hard && count(d) + own - global_min > s.max_skew as i64);
+            if too_skewed {
+                reject_reason = Some(format!(
+                    "topology spread on {key} (maxSkew {}, minDomains {}) cannot be satisfied",
+                    s.max_skew,
+                    s.min_domains.unwrap_or(1)
+                ));
             }
+            chosen = best;
         }
         if let Some(reason) = reject_reason {
             rejected.push((pi, reason));

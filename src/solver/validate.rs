@@ -211,7 +211,8 @@ fn check_node_rules(snapshot: &Snapshot, nodes: &[VNode], out: &mut Vec<String>)
             for t in pa.pod_affinity.iter().filter(|t| t.topology_key == HOSTNAME) {
                 let satisfied = n.pods.iter().any(|&b| b != a && t.selects(&pods[b].namespace, &pods[b].labels));
                 let nobody_else = !nodes.iter().flat_map(|m| &m.pods).any(|&b| b != a && t.selects(&pods[b].namespace, &pods[b].labels));
-                if !satisfied && !(nobody_else && t.selects(&pa.namespace, &pa.labels)) {
+                let first_of_group = nobody_else && t.selects(&pa.namespace, &pa.labels);
+                if !satisfied && !first_of_group {
                     out.push(format!("pod {} hostname affinity not satisfied on {}", pa.key, n.name));
                 }
             }
@@ -250,10 +251,8 @@ fn check_globals(snapshot: &Snapshot, nodes: &[VNode], out: &mut Vec<String>) {
             }
         }
         let cost: f64 = members.iter().map(|n| n.price).sum();
-        if let Some(max) = pool.max_hourly_cost {
-            if cost > max + 1e-6 {
-                out.push(format!("pool {} budget: {cost:.4} > {max}", pool.name));
-            }
+        if let Some(max) = pool.max_hourly_cost.filter(|max| cost > max + 1e-6) {
+            out.push(format!("pool {} budget: {cost:.4} > {max}", pool.name));
         }
         if pool.min_on_demand_percent > 0.0 {
             let cpu = |n: &&&VNode| n.pods.iter().map(|&p| snapshot.pods[p].requests.get(CPU).as_f64()).sum::<f64>();
