@@ -4,6 +4,7 @@
 //! into the planner and a plan flows out. Kubernetes and cloud I/O live at the edges.
 
 pub mod api;
+pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod cost;

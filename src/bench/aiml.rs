@@ -29,8 +29,8 @@ use super::Workload;
 use super::objects::{PodTemplate, cost_budget, daemonset, node_pool, pod_object};
 use crate::catalog::Catalog;
 use crate::model::labels::{
-    ARCH, CAPACITY_TYPE, INSTANCE_CATEGORY, INSTANCE_FAMILY, INSTANCE_GENERATION,
-    INSTANCE_GPU_MANUFACTURER, INSTANCE_GPU_NAME, ZONE,
+    ARCH, CAPACITY_TYPE, INSTANCE_CATEGORY, INSTANCE_FAMILY, INSTANCE_GENERATION, INSTANCE_GPU_MANUFACTURER,
+    INSTANCE_GPU_NAME, ZONE,
 };
 use crate::model::load::snapshot_from_objects;
 
@@ -57,15 +57,105 @@ struct Group {
 }
 
 const GROUPS: [Group; 9] = [
-    Group { name: "train-1gpu", namespace: "ml-train", count: 24, cpu: "8", memory: "32Gi", gpus: 1, workload: Some("training"), zone_spread: false, alternate_teams: true },
-    Group { name: "train-4gpu", namespace: "ml-train", count: 8, cpu: "32", memory: "128Gi", gpus: 4, workload: Some("training"), zone_spread: false, alternate_teams: true },
-    Group { name: "train-8gpu", namespace: "ml-train", count: 3, cpu: "88", memory: "320Gi", gpus: 8, workload: Some("training"), zone_spread: false, alternate_teams: true },
-    Group { name: "infer-small", namespace: "serving", count: 48, cpu: "2", memory: "8Gi", gpus: 1, workload: Some("inference"), zone_spread: true, alternate_teams: false },
-    Group { name: "infer-mig", namespace: "serving", count: 32, cpu: "4", memory: "15Gi", gpus: 1, workload: Some("inference"), zone_spread: false, alternate_teams: true },
-    Group { name: "web", namespace: "shop", count: 240, cpu: "500m", memory: "1Gi", gpus: 0, workload: None, zone_spread: true, alternate_teams: false },
-    Group { name: "api", namespace: "shop", count: 120, cpu: "2", memory: "8Gi", gpus: 0, workload: None, zone_spread: false, alternate_teams: false },
-    Group { name: "worker", namespace: "data", count: 60, cpu: "4", memory: "16Gi", gpus: 0, workload: None, zone_spread: false, alternate_teams: false },
-    Group { name: "spark", namespace: "data", count: 16, cpu: "12500m", memory: "50Gi", gpus: 0, workload: None, zone_spread: false, alternate_teams: false },
+    Group {
+        name: "train-1gpu",
+        namespace: "ml-train",
+        count: 24,
+        cpu: "8",
+        memory: "32Gi",
+        gpus: 1,
+        workload: Some("training"),
+        zone_spread: false,
+        alternate_teams: true,
+    },
+    Group {
+        name: "train-4gpu",
+        namespace: "ml-train",
+        count: 8,
+        cpu: "32",
+        memory: "128Gi",
+        gpus: 4,
+        workload: Some("training"),
+        zone_spread: false,
+        alternate_teams: true,
+    },
+    Group {
+        name: "train-8gpu",
+        namespace: "ml-train",
+        count: 3,
+        cpu: "88",
+        memory: "320Gi",
+        gpus: 8,
+        workload: Some("training"),
+        zone_spread: false,
+        alternate_teams: true,
+    },
+    Group {
+        name: "infer-small",
+        namespace: "serving",
+        count: 48,
+        cpu: "2",
+        memory: "8Gi",
+        gpus: 1,
+        workload: Some("inference"),
+        zone_spread: true,
+        alternate_teams: false,
+    },
+    Group {
+        name: "infer-mig",
+        namespace: "serving",
+        count: 32,
+        cpu: "4",
+        memory: "15Gi",
+        gpus: 1,
+        workload: Some("inference"),
+        zone_spread: false,
+        alternate_teams: true,
+    },
+    Group {
+        name: "web",
+        namespace: "shop",
+        count: 240,
+        cpu: "500m",
+        memory: "1Gi",
+        gpus: 0,
+        workload: None,
+        zone_spread: true,
+        alternate_teams: false,
+    },
+    Group {
+        name: "api",
+        namespace: "shop",
+        count: 120,
+        cpu: "2",
+        memory: "8Gi",
+        gpus: 0,
+        workload: None,
+        zone_spread: false,
+        alternate_teams: false,
+    },
+    Group {
+        name: "worker",
+        namespace: "data",
+        count: 60,
+        cpu: "4",
+        memory: "16Gi",
+        gpus: 0,
+        workload: None,
+        zone_spread: false,
+        alternate_teams: false,
+    },
+    Group {
+        name: "spark",
+        namespace: "data",
+        count: 16,
+        cpu: "12500m",
+        memory: "50Gi",
+        gpus: 0,
+        workload: None,
+        zone_spread: false,
+        alternate_teams: false,
+    },
 ];
 
 fn requirement(key: &str, operator: &str, values: &[&str]) -> Value {
@@ -196,10 +286,12 @@ pub fn workload() -> Result<Workload, String> {
     let catalog = Catalog::embedded();
     let mut objects = cluster_objects();
     objects.extend(pods());
-    let loaded = snapshot_from_objects(&objects, &catalog).map_err(|e| e.to_string())?;
+    let snapshot = snapshot_from_objects(&objects, &catalog)
+        .map_err(|e| e.to_string())?
+        .snapshot;
     Ok(Workload {
         name: "ai-ml-mixed".into(),
-        snapshot: loaded.snapshot,
+        snapshot,
         catalog,
     })
 }

@@ -17,11 +17,10 @@ use serde_json::{Value, json};
 use purser_cloudprovider::{CatalogFile, InstanceTypeSpec, OfferingSpec, Reservation};
 
 use super::Workload;
-use super::objects::{PodTemplate, node_pool, pod_object};
+use super::objects::{self, PodTemplate, node_pool, pod_object};
 use super::rng::SplitMix64;
 use crate::catalog::Catalog;
 use crate::model::labels::{ARCH, HOSTNAME, OS, ZONE};
-use crate::model::load::snapshot_from_objects;
 
 /// Instance types in Karpenter's benchmark.
 pub const INSTANCE_TYPES: usize = 400;
@@ -95,7 +94,7 @@ enum Shape {
 }
 
 /// Pod objects for `count` pods: `count / 5` of each constrained shape, the rest plain.
-pub fn pods(count: usize) -> Vec<Value> {
+pub fn pods(count: usize) -> impl Iterator<Item = Value> {
     let mut rng = SplitMix64::new(SEED);
     let fifth = count / 5;
     let mut shapes = vec![];
@@ -109,68 +108,59 @@ pub fn pods(count: usize) -> Vec<Value> {
         shapes.extend(std::iter::repeat_n(shape, fifth));
     }
     shapes.extend(std::iter::repeat_n(Shape::Plain, count - shapes.len()));
-    shapes
-        .into_iter()
-        .enumerate()
-        .map(|(i, shape)| {
-            let group = *rng.pick(&LABEL_VALUES);
-            let cpu = *rng.pick(&CPU_CHOICES);
-            let memory = *rng.pick(&MEMORY_CHOICES);
-            let mut t = PodTemplate::new("default", &format!("pod-{i:05}"), i);
-            t.request("cpu", cpu).request("memory", memory);
-            match shape {
-                Shape::Plain => {
-                    t.label("my-label", group);
-                }
-                Shape::ZoneSpread | Shape::HostnameSpread => {
-                    let key = if shape == Shape::ZoneSpread {
-                        ZONE
-                    } else {
-                        HOSTNAME
-                    };
-                    t.label("my-label", group).spec(
-                        "topologySpreadConstraints",
-                        json!([{
-                            "maxSkew": 1,
-                            "topologyKey": key,
-                            "whenUnsatisfiable": "DoNotSchedule",
-                            "labelSelector": {"matchLabels": {"my-label": group}},
-                        }]),
-                    );
-                }
-                Shape::ZoneAffinity => {
-                    t.label("my-affinity", group).spec(
-                        "affinity",
-                        json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
-                            "labelSelector": {"matchLabels": {"my-affinity": group}},
-                            "topologyKey": ZONE,
-                        }]}}),
-                    );
-                }
-                Shape::HostnameAntiAffinity => {
-                    t.label("app", "nginx").spec(
-                        "affinity",
-                        json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
-                            "labelSelector": {"matchLabels": {"app": "nginx"}},
-                            "topologyKey": HOSTNAME,
-                        }]}}),
-                    );
-                }
+    shapes.into_iter().enumerate().map(move |(i, shape)| {
+        let group = *rng.pick(&LABEL_VALUES);
+        let cpu = *rng.pick(&CPU_CHOICES);
+        let memory = *rng.pick(&MEMORY_CHOICES);
+        let mut t = PodTemplate::new("default", &format!("pod-{i:05}"), i);
+        t.request("cpu", cpu).request("memory", memory);
+        match shape {
+            Shape::Plain => {
+                t.label("my-label", group);
             }
-            pod_object(&t)
-        })
-        .collect()
+            Shape::ZoneSpread | Shape::HostnameSpread => {
+                let key = if shape == Shape::ZoneSpread { ZONE } else { HOSTNAME };
+                t.label("my-label", group).spec(
+                    "topologySpreadConstraints",
+                    json!([{
+                        "maxSkew": 1,
+                        "topologyKey": key,
+                        "whenUnsatisfiable": "DoNotSchedule",
+                        "labelSelector": {"matchLabels": {"my-label": group}},
+                    }]),
+                );
+            }
+            Shape::ZoneAffinity => {
+                t.label("my-affinity", group).spec(
+                    "affinity",
+                    json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+                        "labelSelector": {"matchLabels": {"my-affinity": group}},
+                        "topologyKey": ZONE,
+                    }]}}),
+                );
+            }
+            Shape::HostnameAntiAffinity => {
+                t.label("app", "nginx").spec(
+                    "affinity",
+                    json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+                        "labelSelector": {"matchLabels": {"app": "nginx"}},
+                        "topologyKey": HOSTNAME,
+                    }]}}),
+                );
+            }
+        }
+        pod_object(&t)
+    })
 }
 
 /// The whole case: one NodePool without requirements, `count` pods, the synthetic catalog.
 pub fn workload(count: usize) -> Result<Workload, String> {
     let catalog = catalog();
-    let mut objects = vec![node_pool("default", json!({"template": {"spec": {}}}))];
-    objects.extend(pods(count));
-    let loaded = snapshot_from_objects(&objects, &catalog).map_err(|e| e.to_string())?;
+    let pool = node_pool("default", json!({"template": {"spec": {}}}));
+    let snapshot = objects::snapshot(&[pool], pods(count), &catalog)?;
     Ok(Workload {
         name: format!("karpenter-{count}"),
-        snapshot: loaded.snapshot,
+        snapshot,
         catalog,
     })
 }
@@ -190,6 +180,16 @@ mod tests {
         assert_eq!(it.offerings.len(), 3);
         let expected = 0.4 + 0.1 * (8u64 << 30) as f64 / 1e9;
         assert!((it.offerings[0].price - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn generated_pods_load_like_kubectl_output() {
+        let catalog = catalog();
+        let pool = node_pool("default", json!({"template": {"spec": {}}}));
+        let mut objects = vec![pool.clone()];
+        objects.extend(pods(50));
+        let loaded = crate::model::load::snapshot_from_objects(&objects, &catalog).unwrap();
+        assert_eq!(loaded.snapshot, workload(50).unwrap().snapshot);
     }
 
     #[test]

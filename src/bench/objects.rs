@@ -3,7 +3,10 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::model::load::PURSER_API_VERSION;
+use crate::catalog::Catalog;
+use crate::model::Snapshot;
+use crate::model::load::{PURSER_API_VERSION, snapshot_from_objects};
+use crate::model::pod::pod_from_k8s;
 
 /// A pending pod to be written out as a `v1` Pod object.
 #[derive(Debug, Clone)]
@@ -146,9 +149,49 @@ pub fn daemonset(namespace: &str, name: &str, requests: Value, template_spec: Va
     })
 }
 
+/// A snapshot of `cluster` objects (NodePools, budgets, DaemonSets) read by the loader, plus
+/// `pods` converted one at a time with the loader's pod conversion (`pod_from_k8s`) and sorted
+/// by key as the loader sorts them. Converting pods one by one keeps the JSON of 20k pods from
+/// being resident at once, so peak memory reflects the snapshot, not the benchmark's scaffolding.
+pub fn snapshot(
+    cluster: &[Value],
+    pods: impl IntoIterator<Item = Value>,
+    catalog: &Catalog,
+) -> Result<Snapshot, String> {
+    let mut snapshot = snapshot_from_objects(cluster, catalog)
+        .map_err(|e| e.to_string())?
+        .snapshot;
+    for value in pods {
+        let pod: k8s_openapi::api::core::v1::Pod =
+            serde_json::from_value(value).map_err(|e| format!("pod object: {e}"))?;
+        snapshot.pods.push(pod_from_k8s(&pod).map_err(|e| e.to_string())?);
+    }
+    snapshot.pods.sort_by(|a, b| a.key.cmp(&b.key));
+    if let Some(w) = snapshot.pods.windows(2).find(|w| w[0].key == w[1].key) {
+        return Err(format!("pod {} appears twice", w[0].key));
+    }
+    Ok(snapshot)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pods_convert_like_the_loader() {
+        let catalog = crate::bench::karpenter::catalog();
+        let pool = node_pool("default", json!({"template": {"spec": {}}}));
+        let mut t = PodTemplate::new("default", "p", 3);
+        t.label("app", "x")
+            .request("cpu", "250m")
+            .request("nvidia.com/gpu", "1");
+        let mut objects = vec![pool, pod_object(&t)];
+        let loaded = snapshot_from_objects(&objects, &catalog).unwrap().snapshot;
+        let pods = objects.split_off(1);
+        let built = snapshot(&objects, pods, &catalog).unwrap();
+        assert_eq!(built, loaded);
+        assert!(built.pods[0].is_pending());
+    }
 
     #[test]
     fn timestamps_are_valid() {

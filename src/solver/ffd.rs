@@ -59,8 +59,15 @@ pub fn complete(problem: &Problem, seeds: Vec<Bin>, demand: Vec<u32>) -> Assignm
             contribution: Contribution::default(),
         })
         .collect();
-    for seed in seeds {
-        let node = seed_node(problem, &mut ledger, seed);
+    // Every seed is booked as given first (together they respect the global constraints);
+    // only then may each move to a cheaper type, if the whole plan still fits after the move.
+    // A cheaper type can carry a larger budget allocation or limit usage than the original.
+    let seeds: Vec<OpenNode> = seeds
+        .into_iter()
+        .map(|seed| seed_node(problem, &mut ledger, seed))
+        .collect();
+    for mut node in seeds {
+        cheapen(problem, &mut ledger, &mut node);
         match open.iter_mut().find(|n| n.candidates == [node.best] && problem.kinds[node.best].is_existing()) {
             Some(slot) => *slot = node,
             None => open.push(node),
@@ -108,10 +115,15 @@ fn seed_node(problem: &Problem, ledger: &mut Ledger, seed: Bin) -> OpenNode {
     } else {
         let first = seed.counts.first().map(|&(c, _)| c);
         let pool_kinds = first.map(|c| problem.classes[c].kinds.clone()).unwrap_or_default();
+        // The seed's own kind passed the node rules, and for new kinds they do not depend on
+        // the kind: only compatibility and capacity decide which other types could hold it.
         let mut list: Vec<usize> = pool_kinds
             .into_iter()
             .filter(|&k| problem.kinds[k].pool == kind.pool && !problem.kinds[k].is_existing())
-            .filter(|&k| problem.cheapest_fit(std::iter::once(k), &seed.counts).is_some())
+            .filter(|&k| {
+                seed.counts.iter().all(|&(c, _)| problem.classes[c].kinds.binary_search(&k).is_ok())
+                    && super::problem::fits(&used, &problem.kinds[k].cap)
+            })
             .collect();
         if !list.contains(&seed.kind) {
             list.push(seed.kind);
@@ -119,21 +131,33 @@ fn seed_node(problem: &Problem, ledger: &mut Ledger, seed: Bin) -> OpenNode {
         }
         list
     };
-    let original = problem.contribution(seed.kind, &seed.counts);
-    let cheapest = candidates.iter().copied().min_by(|&a, &b| problem.kind_order(a, b)).unwrap_or(seed.kind);
-    let cheaper = problem.contribution(cheapest, &seed.counts);
-    let (best, contribution) = if problem.check_swap(ledger, &Contribution::default(), &cheaper).is_ok() {
-        (cheapest, cheaper)
-    } else {
-        (seed.kind, original)
-    };
+    let contribution = problem.contribution(seed.kind, &seed.counts);
     problem.apply_swap(ledger, &Contribution::default(), &contribution);
     OpenNode {
         candidates,
         counts: seed.counts,
         used,
-        best,
+        best: seed.kind,
         contribution,
+    }
+}
+
+/// Move a booked node to its cheapest candidate type when the ledger still fits after the move.
+fn cheapen(problem: &Problem, ledger: &mut Ledger, node: &mut OpenNode) {
+    let cheapest = node
+        .candidates
+        .iter()
+        .copied()
+        .min_by(|&a, &b| problem.kind_order(a, b))
+        .unwrap_or(node.best);
+    if cheapest == node.best {
+        return;
+    }
+    let cheaper = problem.contribution(cheapest, &node.counts);
+    if problem.check_swap(ledger, &node.contribution, &cheaper).is_ok() {
+        problem.apply_swap(ledger, &node.contribution, &cheaper);
+        node.best = cheapest;
+        node.contribution = cheaper;
     }
 }
 
@@ -150,12 +174,17 @@ fn try_open_nodes(
     for (j, slot) in open.iter_mut().enumerate().skip(start) {
         let node = &*slot;
         let used: Vec<i64> = node.used.iter().zip(&class.req).map(|(u, r)| u + r).collect();
-        let candidates: Vec<usize> = node
-            .candidates
-            .iter()
-            .copied()
-            .filter(|&k| problem.can_add(k, &node.used, &node.counts, c, 1))
-            .collect();
+        // Node rules depend on the kind only through pods already running on an existing node,
+        // and an existing node is its own single candidate: check them once per node.
+        let candidates: Vec<usize> = if problem.rules_allow(node.best, &node.counts, c, 1) {
+            node.candidates
+                .iter()
+                .copied()
+                .filter(|&k| class.kinds.binary_search(&k).is_ok() && super::problem::fits(&used, &problem.kinds[k].cap))
+                .collect()
+        } else {
+            vec![]
+        };
         let Some(best) = candidates.iter().copied().min_by(|&a, &b| problem.kind_order(a, b)) else {
             if j == pointer.get(&c).copied().unwrap_or(0) {
                 pointer.insert(c, j + 1);
@@ -199,8 +228,10 @@ fn open_new_node(problem: &Problem, ledger: &mut Ledger, open: &mut Vec<OpenNode
             .filter(|&k| problem.check_swap(ledger, &Contribution::default(), &problem.contribution(k, &[(c, 1)])).is_ok())
             .collect();
         let Some(best) = within.iter().copied().min_by(|&a, &b| problem.kind_order(a, b)) else {
+            // Report the nearest miss: the cheapest type the pool could have launched.
             if let Some(Err(why)) = candidates
-                .first()
+                .iter()
+                .min_by(|&&a, &&b| problem.kind_order(a, b))
                 .map(|&k| problem.check_swap(ledger, &Contribution::default(), &problem.contribution(k, &[(c, 1)])))
             {
                 *reason = Some(why);
@@ -267,10 +298,15 @@ pub fn enforce_mix(problem: &Problem, assignment: &mut Assignment, ledger: &mut 
 
 fn unplace_spot_until_mix(problem: &Problem, assignment: &mut Assignment, ledger: &mut Ledger, pool: usize) {
     while let Some(&(_, od, total)) = problem.mix_shortfalls(&assignment.bins).iter().find(|s| s.0 == pool) {
-        let Some(i) = assignment.bins.iter().rposition(|b| {
-            let k = &problem.kinds[b.kind];
-            k.pool == Some(pool) && !k.is_existing() && k.capacity_type == CapacityType::Spot
-        }) else {
+        // New spot nodes go first; then pending pods placed on the pool's existing spot nodes,
+        // which count towards the mix as well.
+        let spot_bin = |existing: bool| {
+            assignment.bins.iter().rposition(|b| {
+                let k = &problem.kinds[b.kind];
+                k.pool == Some(pool) && k.is_existing() == existing && k.capacity_type == CapacityType::Spot
+            })
+        };
+        let Some(i) = spot_bin(false).or_else(|| spot_bin(true)) else {
             return;
         };
         let bin = assignment.bins.remove(i);

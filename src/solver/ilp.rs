@@ -36,16 +36,39 @@ const MIP_NODES: i32 = 2000;
 pub fn solve(problem: &Problem, baseline: &Assignment, deadline: Instant) -> (Assignment, String) {
     let restricted = restrict_to_preferred_pools(problem, baseline);
     let problem = &restricted;
+    // Small problems get most of the time as a whole; large ones mostly in neighbourhoods,
+    // where column generation converges.
+    let now = Instant::now();
+    let share = if problem.classes.len() <= 200 { 0.7 } else { 0.35 };
+    let whole_deadline = now + deadline.saturating_duration_since(now).mul_f64(share);
+    let best = optimise(problem, baseline, whole_deadline, true);
+    let best = super::neighbourhood::fill_slack(problem, best, deadline);
+    let best = super::neighbourhood::improve(problem, best, deadline);
+    if !better_or_equal(problem, &best, baseline) {
+        return (baseline.clone(), "fallback".into());
+    }
+    (best, "feasible".into())
+}
+
+/// Column generation, rounding and (when `mip`) the integer master, until `deadline`; returns
+/// the best assignment found, or `baseline` when nothing better was.
+pub fn optimise(problem: &Problem, baseline: &Assignment, deadline: Instant, mip: bool) -> Assignment {
+    if Instant::now() >= deadline {
+        return baseline.clone();
+    }
     let mut columns = initial_columns(problem, baseline);
     let mut seen: HashSet<Column> = columns.iter().cloned().collect();
     let lp_deadline = Instant::now() + (deadline.saturating_duration_since(Instant::now())) / 2;
     let mut lp_x: Vec<f64> = vec![];
+    // Columns the last LP solved over: `lp_x` holds their values, then the slacks.
+    let mut lp_columns = 0;
     for _ in 0..MAX_ROUNDS {
         let Some(master) = solve_master(problem, &columns, false, None, deadline) else {
             break;
         };
         lp_x = master.values;
-        let new_columns = price(problem, &master.duals);
+        lp_columns = columns.len();
+        let new_columns = price(problem, &master.duals, deadline);
         let fresh: Vec<Column> = new_columns.into_iter().filter(|c| seen.insert(c.clone())).collect();
         if fresh.is_empty() {
             break;
@@ -55,21 +78,21 @@ pub fn solve(problem: &Problem, baseline: &Assignment, deadline: Instant) -> (As
             break;
         }
     }
-    let mut best = candidate_from_rounding(problem, &columns, &lp_x);
-    let status = "feasible".to_string();
-    if Instant::now() < deadline {
+    let mut best = candidate_from_rounding(problem, &columns[..lp_columns], &lp_x);
+    if mip && Instant::now() < deadline {
         let warm = warm_start(problem, &columns, baseline);
-        if let Some(master) = solve_master(problem, &columns, true, Some(warm), deadline) {
+        let tm = Instant::now();
+        let res = solve_master(problem, &columns, true, Some(warm), deadline);
+        eprintln!("DBG mip took {:?} cols {}", tm.elapsed(), columns.len());
+        if let Some(master) = res {
+            eprintln!("DBG mip done {:?} status", std::time::Instant::now());
             let from_mip = assignment_from_integer(problem, &columns, &master.values);
             if better(problem, &from_mip, &best) {
                 best = from_mip;
             }
         }
     }
-    if !better_or_equal(problem, &best, baseline) {
-        return (baseline.clone(), "fallback".into());
-    }
-    (best, status)
+    if better(problem, &best, baseline) { best } else { baseline.clone() }
 }
 
 /// Karpenter tries NodePools by weight: a class may use the highest-weight pools that can take
@@ -84,20 +107,29 @@ fn restrict_to_preferred_pools(problem: &Problem, baseline: &Assignment) -> Prob
             }
         }
     }
+    // A pool already over a limit or its budget launches nothing (as in Karpenter, and as
+    // `check_swap` decides for the greedy plan); the master's rows cannot say so, since their
+    // right-hand sides are clamped at zero.
+    let exhausted: Vec<bool> = problem
+        .pools
+        .iter()
+        .map(|p| p.limit_left.iter().any(|&l| l < 0) || p.budget_left.is_some_and(|b| b < -1e-9))
+        .collect();
     for (ci, class) in restricted.classes.iter_mut().enumerate() {
         let top = class
             .kinds
             .iter()
             .filter(|&&k| !problem.kinds[k].is_existing())
             .filter_map(|&k| problem.kinds[k].pool)
+            .filter(|&p| !exhausted[p])
             .map(|p| problem.pools[p].weight)
             .max();
         class.kinds.retain(|&k| {
             let kind = &problem.kinds[k];
             kind.is_existing()
-                || kind
-                    .pool
-                    .is_some_and(|p| Some(problem.pools[p].weight) == top || used_pools[ci].contains(&p))
+                || kind.pool.is_some_and(|p| {
+                    !exhausted[p] && (Some(problem.pools[p].weight) == top || used_pools[ci].contains(&p))
+                })
         });
     }
     restricted
@@ -137,8 +169,8 @@ fn initial_columns(problem: &Problem, baseline: &Assignment) -> Vec<Column> {
     columns
 }
 
-/// How many units of `class` (at most `upper`) fit next to `counts`.
-fn max_units(problem: &Problem, kind: usize, used: &[i64], counts: &[(usize, u32)], class: usize, upper: u32) -> u32 {
+/// How many units of `class` (at most `upper`) a node of `kind` holding `counts` can still take.
+pub(crate) fn max_units(problem: &Problem, kind: usize, used: &[i64], counts: &[(usize, u32)], class: usize, upper: u32) -> u32 {
     let c = &problem.classes[class];
     if c.kinds.binary_search(&kind).is_err() {
         return 0;
@@ -305,6 +337,10 @@ fn solve_master(
         .set_option("random_seed", 0)
         .set_option("mip_max_nodes", MIP_NODES);
     if let Some(w) = warm {
+        // HiGHS (1.16) can lose the objective offset of columns its MIP presolve fixes when it
+        // maps a start solution into the reduced space, and then stops at the start claiming
+        // optimality. The start is kept (it guarantees an incumbent), presolve is not.
+        if std::env::var("PRE").is_err() { model = model.set_option("presolve", "off"); }
         let pairs: Vec<(Variable, f64)> = x.iter().copied().zip(w.iter().copied()).collect();
         let slack_pairs: Vec<(Variable, f64)> = slack.iter().copied().zip(w[x.len()..].iter().copied()).collect();
         model = model.with_initial_solution(pairs.into_iter().chain(slack_pairs));
@@ -347,7 +383,7 @@ fn solve_master(
 
 /// Pricing: for every kind, greedy knapsacks under three orderings of the classes by dual
 /// profit density; keep patterns with negative reduced cost.
-fn price(problem: &Problem, duals: &Duals) -> Vec<Column> {
+fn price(problem: &Problem, duals: &Duals, deadline: Instant) -> Vec<Column> {
     let mut found: Vec<(f64, Column)> = vec![];
     let zero = vec![0; problem.dims.len()];
     let mut by_kind: Vec<Vec<usize>> = vec![vec![]; problem.kinds.len()];
@@ -361,6 +397,9 @@ fn price(problem: &Problem, duals: &Duals) -> Vec<Column> {
     for (k, kind) in problem.kinds.iter().enumerate() {
         if by_kind[k].is_empty() {
             continue;
+        }
+        if k % 64 == 0 && Instant::now() >= deadline {
+            break;
         }
         let mut fixed = kind.cost - duals.existing.get(k).copied().unwrap_or(0.0);
         if let Some(p) = kind.pool.filter(|_| !kind.is_existing()) {

@@ -7,6 +7,7 @@
 pub mod bound;
 pub mod ffd;
 pub mod ilp;
+pub mod neighbourhood;
 pub mod packing;
 pub mod plan;
 pub mod problem;
@@ -59,8 +60,19 @@ impl Default for PlanOptions {
 /// Plan the pending pods of `snapshot`.
 pub fn plan(snapshot: &Snapshot, catalog: &Catalog, options: &PlanOptions) -> Plan {
     let start = Instant::now();
-    let problem = Problem::build(snapshot, catalog, options);
-    let baseline = ffd::solve(&problem);
+    // Topology pins assume every pinned pod is placed in its domain. A pinned pod the greedy
+    // plan cannot place is left out and the pins are chosen again without it, until every
+    // pinned pod is placed; the ILP never places fewer units of a class than the greedy plan.
+    let mut excluded: Vec<(usize, String)> = vec![];
+    let (problem, baseline) = loop {
+        let problem = Problem::build_excluding(snapshot, catalog, options, &excluded);
+        let baseline = ffd::solve(&problem);
+        let stranded = problem.stranded(&baseline);
+        if stranded.is_empty() {
+            break (problem, baseline);
+        }
+        excluded.extend(stranded);
+    };
     let (assignment, strategy, status) = match options.strategy {
         Strategy::Ffd => (baseline.clone(), "ffd", "feasible".to_string()),
         Strategy::Ilp => {

@@ -66,15 +66,19 @@ impl Problem {
                 return false;
             }
         }
+        // A node holds few classes while a rule may list hundreds: walk the node's counts and
+        // look each up in the rule's sorted lists.
         for &r in &c.rules {
             let rule = &self.rules[r];
-            let active = rule.trigger.contains(&class) || rule.trigger.iter().any(|&t| count_of(counts, t) > 0);
+            let triggers = |x: &usize| rule.trigger.binary_search(x).is_ok();
+            let active = triggers(&class) || counts.iter().any(|(t, m)| *m > 0 && triggers(t));
             if !active {
                 continue;
             }
             let existing = rule.existing.get(&kind).copied().unwrap_or(0);
-            let mut total: u32 = rule.counted.iter().map(|&b| count_of(counts, b)).sum();
-            if rule.counted.contains(&class) {
+            let counted = |x: &usize| rule.counted.binary_search(x).is_ok();
+            let mut total: u32 = counts.iter().filter(|(b, _)| counted(b)).map(|(_, m)| *m).sum();
+            if counted(&class) {
                 total += n;
             }
             if total + existing > rule.cap {
@@ -155,6 +159,14 @@ pub struct Contribution {
 
 const EPS: f64 = 1e-9;
 
+/// An amount over a cap, in cents, or with more digits when cents would show them equal.
+fn usd_pair(amount: f64, cap: f64) -> (String, String) {
+    (2..=6)
+        .map(|d| (format!("{amount:.d$}"), format!("{cap:.d$}")))
+        .find(|(a, c)| a != c)
+        .unwrap_or_else(|| (format!("{amount}"), format!("{cap}")))
+}
+
 impl Problem {
     /// The ledger contribution of a node of `kind` holding `counts`.
     pub fn contribution(&self, kind: usize, counts: &[(usize, u32)]) -> Contribution {
@@ -187,18 +199,28 @@ impl Problem {
             for (j, name) in pool.limit_names.iter().enumerate() {
                 let after = ledger.pool_limits[*p][j] - old_usage[j] + usage[j];
                 if after > pool.limit_left[j] {
-                    return Err(format!("NodePool {} limit {}: {} of {} left", pool.name, name, after, pool.limit_left[j].max(0)));
+                    // Limits are stored in problem units (milli-units for cpu and GPUs).
+                    let show = |v: i64| {
+                        if name == "nodes" {
+                            v.to_string()
+                        } else {
+                            super::problem::dim_quantity(v, name).to_string()
+                        }
+                    };
+                    return Err(format!(
+                        "NodePool {} limit {}: {} of {} left",
+                        pool.name,
+                        name,
+                        show(after),
+                        show(pool.limit_left[j].max(0))
+                    ));
                 }
             }
             if let (Some(left), Some(cap)) = (pool.budget_left, pool.budget_cap) {
                 let after = ledger.pool_cost[*p] - old_price + price;
                 if after > left + EPS {
-                    return Err(format!(
-                        "budget NodePool {}: {:.2} of {:.2} USD/h",
-                        pool.name,
-                        pool.existing_cost + after,
-                        cap
-                    ));
+                    let (a, c) = usd_pair(pool.existing_cost + after, cap);
+                    return Err(format!("budget NodePool {}: {a} of {c} USD/h", pool.name));
                 }
             }
         }
@@ -207,7 +229,8 @@ impl Problem {
             let budget = &self.budgets[b];
             let after = budget.used + ledger.budget_used[b] - before + cost;
             if after > budget.cap + EPS {
-                return Err(format!("budget {}: {:.2} of {:.2} USD/h", budget.name, after, budget.cap));
+                let (a, c) = usd_pair(after, budget.cap);
+                return Err(format!("budget {}: {a} of {c} USD/h", budget.name));
             }
         }
         Ok(())

@@ -18,6 +18,7 @@ use crate::model::taints::{Taint, first_blocking};
 use crate::model::{NodeInfo, Snapshot};
 
 use super::PlanOptions;
+use super::packing::Assignment;
 
 /// Where a node kind comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,9 +79,9 @@ impl Kind {
 /// anti-affinity become such rules.
 #[derive(Debug, Clone)]
 pub struct NodeRule {
-    /// Classes whose presence activates the rule.
+    /// Classes whose presence activates the rule (sorted).
     pub trigger: Vec<usize>,
-    /// Classes counted against the cap.
+    /// Classes counted against the cap (sorted).
     pub counted: Vec<usize>,
     /// The cap on a new node.
     pub cap: u32,
@@ -117,6 +118,8 @@ pub struct Class {
     pub requests: Resources,
     /// Why no kind fits, when `kinds` is empty.
     pub no_kind_reason: Option<String>,
+    /// The topology domain (`key`, `value`) the class is pinned to, if any.
+    pub pin: Option<(String, String)>,
 }
 
 /// A pool's global constraints.
@@ -182,6 +185,15 @@ fn dim_value(q: crate::model::quantity::Quantity, name: &str) -> i64 {
     }
 }
 
+/// A problem-dimension value (as `dim_value` stores it) as a quantity, for messages.
+pub fn dim_quantity(v: i64, name: &str) -> crate::model::quantity::Quantity {
+    if name == MEMORY || name.ends_with("storage") {
+        crate::model::quantity::Quantity::from_units(v)
+    } else {
+        crate::model::quantity::Quantity::from_milli(v)
+    }
+}
+
 fn to_vec(dims: &[String], r: &Resources) -> Vec<i64> {
     dims.iter().map(|d| dim_value(r.get(d), d)).collect()
 }
@@ -224,7 +236,44 @@ struct ClassKey {
 impl Problem {
     /// Build the problem for the pending pods of `snapshot`.
     pub fn build(snapshot: &Snapshot, catalog: &Catalog, options: &PlanOptions) -> Problem {
-        Builder::new(snapshot, catalog, options).build()
+        Self::build_excluding(snapshot, catalog, options, &[])
+    }
+
+    /// Build the problem leaving out the pending pods in `excluded` (snapshot index, reason):
+    /// they are rejected with that reason and count in no topology domain.
+    pub fn build_excluding(
+        snapshot: &Snapshot,
+        catalog: &Catalog,
+        options: &PlanOptions,
+        excluded: &[(usize, String)],
+    ) -> Problem {
+        let mut builder = Builder::new(snapshot, catalog, options);
+        builder.rejected = excluded.to_vec();
+        builder.build()
+    }
+
+    /// Pods of domain-pinned classes that `assignment` leaves unplaced, with the reason. Pins
+    /// are chosen assuming every pinned pod lands in its domain; when one does not, the counts
+    /// the other pins were balanced against are wrong.
+    pub fn stranded(&self, assignment: &Assignment) -> Vec<(usize, String)> {
+        let mut placed = vec![0usize; self.classes.len()];
+        for b in &assignment.bins {
+            for &(c, n) in &b.counts {
+                placed[c] += n as usize * self.classes[c].unit_pods;
+            }
+        }
+        let mut out = vec![];
+        for (c, class) in self.classes.iter().enumerate().filter(|(_, c)| c.pin.is_some()) {
+            let reason = class
+                .no_kind_reason
+                .clone()
+                .or_else(|| assignment.unplaced.iter().find(|u| u.0 == c).map(|u| u.2.clone()))
+                .unwrap_or_else(|| "no node can hold it".into());
+            for &p in &class.pods[placed[c].min(class.pods.len())..] {
+                out.push((p, reason.clone()));
+            }
+        }
+        out
     }
 
     /// Index of a dimension.
@@ -288,7 +337,7 @@ impl<'a> Builder<'a> {
             c.budgets = budgets
                 .iter()
                 .enumerate()
-                .filter(|(_, b)| b.1.covers(&self.snapshot.pods[c.pods[0]]))
+                .filter(|(_, b)| c.pods.iter().any(|&p| b.1.covers(&self.snapshot.pods[p])))
                 .map(|(i, _)| i)
                 .collect();
         }
@@ -497,6 +546,7 @@ impl<'a> Builder<'a> {
         pending.sort_by(|&a, &b| {
             pods[b].priority.cmp(&pods[a].priority).then(pods[a].created.cmp(&pods[b].created)).then(pods[a].key.cmp(&pods[b].key))
         });
+        pending.retain(|p| !self.rejected.iter().any(|(r, _)| r == p));
         let pins = super::topology::domain_pins(self.snapshot, &self.kinds, &pending, &mut self.rejected);
         let mut index: HashMap<ClassKey, usize> = HashMap::new();
         let mut classes: Vec<Class> = vec![];
@@ -550,27 +600,89 @@ impl<'a> Builder<'a> {
                 budgets: vec![],
                 priority: pod.priority,
                 no_kind_reason,
+                pin: pin.clone(),
             });
         }
-        for c in classes.iter_mut() {
-            let pod = &pods[c.pods[0]];
-            if super::topology::is_hostname_self_affinity(pod, self.snapshot) && c.pods.len() > 1 {
-                let n = c.pods.len();
-                c.unit_pods = n;
-                c.demand = 1;
-                c.req = c.req.iter().map(|v| v * n as i64).collect();
-                c.requests = c.requests.times(n as i64);
-                c.cpu_cores *= n as f64;
-                let req = c.req.clone();
-                c.kinds.retain(|&k| fits(&req, &self.kinds[k].cap));
-                if c.kinds.is_empty() && c.no_kind_reason.is_none() {
-                    c.no_kind_reason = Some(format!(
-                        "its {n} pods require hostname affinity to each other and no single node can hold them all"
-                    ));
+        self.merge_hostname_affinity_groups(classes)
+    }
+
+    /// Pods that require hostname affinity to their own group (a term that selects them and no
+    /// running pod) must all share one node. Each such group becomes a single unit holding all
+    /// its pods, also when its pods fall into several classes (other requests, tolerations...).
+    fn merge_hostname_affinity_groups(&self, classes: Vec<Class>) -> Vec<Class> {
+        let pods = &self.snapshot.pods;
+        let n = classes.len();
+        let snapshot = self.snapshot;
+        let self_terms = |p: &'a PodInfo| -> Vec<&'a crate::model::pod::PodAffinityTerm> {
+            p.pod_affinity.iter().filter(|t| super::topology::is_hostname_self_affinity_term(t, p, snapshot)).collect()
+        };
+        let grouped: Vec<bool> = classes.iter().map(|c| !self_terms(&pods[c.pods[0]]).is_empty()).collect();
+        let mut root: Vec<usize> = (0..n).collect();
+        fn find(root: &mut [usize], mut x: usize) -> usize {
+            while root[x] != x {
+                root[x] = root[root[x]];
+                x = root[x];
+            }
+            x
+        }
+        for a in (0..n).filter(|&a| grouped[a]) {
+            for t in self_terms(&pods[classes[a].pods[0]]) {
+                for b in (0..n).filter(|&b| grouped[b] && b != a) {
+                    let pb = &pods[classes[b].pods[0]];
+                    if t.selects(&pb.namespace, &pb.labels) {
+                        let (ra, rb) = (find(&mut root, a), find(&mut root, b));
+                        root[ra.max(rb)] = ra.min(rb);
+                    }
                 }
             }
         }
-        classes
+        let roots: Vec<usize> = (0..n).map(|c| find(&mut root, c)).collect();
+        let mut slots: Vec<Option<Class>> = classes.into_iter().map(Some).collect();
+        let mut out = vec![];
+        for first in 0..n {
+            if !grouped[first] || roots[first] != first {
+                if let Some(c) = slots[first].take().filter(|_| !grouped[first]) {
+                    out.push(c);
+                }
+                continue;
+            }
+            let members: Vec<Class> = (first..n).filter(|&c| roots[c] == first).filter_map(|c| slots[c].take()).collect();
+            let mut unit = members[0].clone();
+            unit.req = vec![0; unit.req.len()];
+            unit.requests = Resources::new();
+            unit.cpu_cores = 0.0;
+            unit.pods.clear();
+            for m in &members {
+                for (u, r) in unit.req.iter_mut().zip(&m.req) {
+                    *u += r * m.pods.len() as i64;
+                }
+                unit.requests.add(&m.requests.times(m.pods.len() as i64));
+                unit.cpu_cores += m.cpu_cores * m.pods.len() as f64;
+                unit.pods.extend(&m.pods);
+                unit.priority = unit.priority.max(m.priority);
+                unit.kinds.retain(|k| m.kinds.binary_search(k).is_ok());
+                if unit.no_kind_reason.is_none() {
+                    unit.no_kind_reason = m.no_kind_reason.clone();
+                }
+            }
+            unit.pods.sort_by(|&a, &b| {
+                pods[b].priority.cmp(&pods[a].priority).then(pods[a].created.cmp(&pods[b].created)).then(pods[a].key.cmp(&pods[b].key))
+            });
+            let count = unit.pods.len();
+            if count > 1 {
+                unit.unit_pods = count;
+                unit.demand = 1;
+                let req = unit.req.clone();
+                unit.kinds.retain(|&k| fits(&req, &self.kinds[k].cap));
+                if unit.kinds.is_empty() && unit.no_kind_reason.is_none() {
+                    unit.no_kind_reason = Some(format!(
+                        "its {count} pods require hostname affinity to each other and no single node can hold them all"
+                    ));
+                }
+            }
+            out.push(unit);
+        }
+        out
     }
 
     fn explain_no_kind(&self, pod: &PodInfo, pin: Option<&(String, String)>) -> String {
@@ -617,24 +729,38 @@ impl<'a> Builder<'a> {
             ns.is_none_or(|ns| ns.is_empty() || ns.contains(&p.namespace)) && sel.matches(&p.labels)
         };
         let n = classes.len();
+        // A class is represented by its first pod, except a unit of several pods that must
+        // share a node (hostname self-affinity), whose pods may differ.
+        let reps: Vec<&[usize]> =
+            classes.iter().map(|c| if c.unit_pods > 1 { &c.pods[..] } else { &c.pods[..1] }).collect();
+        let clash = |pa: &PodInfo, pb: &PodInfo| {
+            let anti = |x: &PodInfo, y: &PodInfo| {
+                x.pod_anti_affinity.iter().any(|t| t.topology_key == HOSTNAME && t.selects(&y.namespace, &y.labels))
+            };
+            anti(pa, pb) || anti(pb, pa) || pa.host_ports.iter().any(|x| pb.host_ports.iter().any(|y| x.conflicts(y)))
+        };
         let mut conflicts: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+        let mut inner_clash = vec![false; n];
         for a in 0..n {
-            let pa = &pods[classes[a].pods[0]];
-            for term in pa.pod_anti_affinity.iter().filter(|t| t.topology_key == HOSTNAME) {
-                for b in 0..n {
-                    let pb = &pods[classes[b].pods[0]];
-                    if term.selects(&pb.namespace, &pb.labels) {
-                        conflicts[a].insert(b);
-                        conflicts[b].insert(a);
-                    }
-                }
-            }
-            for b in 0..n {
-                let pb = &pods[classes[b].pods[0]];
-                if pa.host_ports.iter().any(|x| pb.host_ports.iter().any(|y| x.conflicts(y))) {
+            for b in a..n {
+                if a == b && classes[a].unit_pods > 1 {
+                    let r = reps[a];
+                    inner_clash[a] = (0..r.len()).any(|i| (i + 1..r.len()).any(|j| clash(&pods[r[i]], &pods[r[j]])));
+                } else if reps[a].iter().any(|&x| reps[b].iter().any(|&y| clash(&pods[x], &pods[y]))) {
                     conflicts[a].insert(b);
                     conflicts[b].insert(a);
                 }
+            }
+        }
+        for (c, clashes) in classes.iter_mut().zip(inner_clash) {
+            if clashes {
+                c.kinds.clear();
+                c.no_kind_reason.get_or_insert_with(|| {
+                    format!(
+                        "its {} pods require hostname affinity to each other but conflict (host ports or anti-affinity)",
+                        c.pods.len()
+                    )
+                });
             }
         }
         for (c, set) in classes.iter_mut().zip(conflicts) {

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::model::labels::HOSTNAME;
-use crate::model::pod::{LabelSelector, PodInfo};
+use crate::model::pod::{LabelSelector, PodAffinityTerm, PodInfo, SpreadConstraint};
 use crate::model::taints::first_blocking;
 use crate::model::Snapshot;
 
@@ -20,11 +20,15 @@ type Counter = (LabelSelector, Vec<String>, String);
 /// True when `pod` requires hostname affinity to pods matching its own labels and no running
 /// pod matches: all such pods must then share one node.
 pub fn is_hostname_self_affinity(pod: &PodInfo, snapshot: &Snapshot) -> bool {
-    pod.pod_affinity.iter().any(|t| {
-        t.topology_key == HOSTNAME
-            && t.selects(&pod.namespace, &pod.labels)
-            && !snapshot.pods.iter().any(|p| !p.is_pending() && t.selects(&p.namespace, &p.labels))
-    })
+    pod.pod_affinity.iter().any(|t| is_hostname_self_affinity_term(t, pod, snapshot))
+}
+
+/// True when `term` (one of `pod`'s required affinity terms) is on the hostname, selects `pod`
+/// itself and no running pod: the pods it selects must start their group on one node.
+pub fn is_hostname_self_affinity_term(term: &PodAffinityTerm, pod: &PodInfo, snapshot: &Snapshot) -> bool {
+    term.topology_key == HOSTNAME
+        && term.selects(&pod.namespace, &pod.labels)
+        && !snapshot.pods.iter().any(|p| !p.is_pending() && term.selects(&p.namespace, &p.labels))
 }
 
 /// True when `pod` may only go to an existing node: a hostname affinity term that its own labels
@@ -63,10 +67,15 @@ pub fn domain_pins(
         snapshot.nodes.iter().find(|n| n.name == node).and_then(|n| n.labels.get(key).cloned())
     };
     let mut eligible_cache: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut universe_cache: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let spreads = pending_spreads(snapshot, pending);
     for &pi in pending {
         let pod = &snapshot.pods[pi];
         let keys = domain_keys(pod);
-        let Some(key) = keys.first().cloned() else {
+        // A pod without constraints of its own that a pending pod's spread selector counts is
+        // spread with it, so that the final per-domain counts stay balanced.
+        let inherited = if keys.is_empty() { inherited_spread(&spreads, pod) } else { None };
+        let Some(key) = keys.first().cloned().or_else(|| inherited.as_ref().map(|s| s.topology_key.clone())) else {
             continue;
         };
         let sig = format!("{:?}{:?}{:?}{:?}", pod.node_selector, pod.node_affinity, pod.tolerations, pod.requests);
@@ -79,6 +88,23 @@ pub fn domain_pins(
                 .collect()
         });
         let mut domains: BTreeSet<String> = compatible.iter().filter_map(|&k| kinds[k].labels.get(&key).cloned()).collect();
+        // Spread skew is measured over every domain whose nodes the pod's node selector and
+        // affinity accept, whether or not it tolerates their taints (nodeTaintsPolicy defaults
+        // to Ignore) and whether or not they are cordoned.
+        let universe_key = format!("{key}{:?}{:?}", pod.node_selector, pod.node_affinity);
+        let mut universe: BTreeSet<String> = universe_cache
+            .entry(universe_key)
+            .or_insert_with(|| {
+                kinds
+                    .iter()
+                    .map(|k| &*k.labels)
+                    .chain(snapshot.nodes.iter().filter(|n| n.cordoned).map(|n| &n.labels))
+                    .filter(|labels| pod.accepts_labels(labels))
+                    .filter_map(|labels| labels.get(&key).cloned())
+                    .collect()
+            })
+            .clone();
+        universe.extend(domains.iter().cloned());
         let mut count_of = |sel: &LabelSelector, ns: &[String]| -> BTreeMap<String, i64> {
             let c: Counter = (sel.clone(), ns.to_vec(), key.clone());
             counters
@@ -128,13 +154,13 @@ pub fn domain_pins(
         }
         let mut chosen = follow;
         let mut reject_reason = None;
-        let spread = pod.spread.iter().find(|s| s.topology_key == key).filter(|_| chosen.is_none());
+        let spread = pod.spread.iter().find(|s| s.topology_key == key).or(inherited.as_ref()).filter(|_| chosen.is_none());
         if let Some(s) = spread {
             let ns = vec![pod.namespace.clone()];
             let counts = count_of(&s.selector, &ns);
             let count = |d: &String| counts.get(d).copied().unwrap_or(0);
-            let below_min_domains = s.min_domains.is_some_and(|m| (domains.len() as u32) < m);
-            let global_min = if below_min_domains { 0 } else { domains.iter().map(count).min().unwrap_or(0) };
+            let below_min_domains = s.min_domains.is_some_and(|m| (universe.len() as u32) < m);
+            let global_min = if below_min_domains { 0 } else { universe.iter().map(count).min().unwrap_or(0) };
             let own = i64::from(s.selector.matches(&pod.labels));
             let best = domains.iter().min_by_key(|d| (count(d), (*d).clone())).cloned();
             let too_skewed = best.as_ref().is_some_and(|d| s.hard && count(d) + own - global_min > s.max_skew as i64);
@@ -160,4 +186,27 @@ pub fn domain_pins(
         pins.insert(pi, (key, domain));
     }
     pins
+}
+
+/// The domain-level spread constraints of pending pods, with the namespace they count in.
+fn pending_spreads(snapshot: &Snapshot, pending: &[usize]) -> Vec<(String, SpreadConstraint)> {
+    let mut out: Vec<(String, SpreadConstraint)> = vec![];
+    for &pi in pending {
+        let pod = &snapshot.pods[pi];
+        for s in pod.spread.iter().filter(|s| s.topology_key != HOSTNAME) {
+            if !out.iter().any(|(ns, o)| *ns == pod.namespace && o == s) {
+                out.push((pod.namespace.clone(), s.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The first pending spread constraint whose selector counts `pod`, as a soft constraint
+/// (it balances the pod but never makes it unschedulable).
+fn inherited_spread(spreads: &[(String, SpreadConstraint)], pod: &PodInfo) -> Option<SpreadConstraint> {
+    spreads
+        .iter()
+        .find(|(ns, s)| *ns == pod.namespace && s.selector.matches(&pod.labels))
+        .map(|(_, s)| SpreadConstraint { hard: false, ..s.clone() })
 }
