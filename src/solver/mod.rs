@@ -10,6 +10,7 @@ pub mod ilp;
 pub mod neighbourhood;
 pub mod packing;
 pub mod plan;
+pub mod preferences;
 pub mod problem;
 pub mod topology;
 pub mod validate;
@@ -60,6 +61,23 @@ impl Default for PlanOptions {
 /// Plan the pending pods of `snapshot`.
 pub fn plan(snapshot: &Snapshot, catalog: &Catalog, options: &PlanOptions) -> Plan {
     let start = Instant::now();
+    let Some(strict) = preferences::as_required(snapshot) else {
+        return plan_once(snapshot, catalog, options, start, start + options.time_limit);
+    };
+    let base = plan_once(snapshot, catalog, options, start, start + options.time_limit / 2);
+    let preferred = plan_once(&strict, catalog, options, start, start + options.time_limit);
+    let mut chosen = if preferences::costs_nothing(&base, &preferred) { preferred } else { base.clone() };
+    // The bound of the plan without preferences holds for every plan placing those pods.
+    chosen.lower_bound = base.lower_bound;
+    if chosen.solver.status == "optimal" && chosen.hourly_cost > chosen.lower_bound + 1e-6 {
+        chosen.solver.status = "feasible".into();
+    }
+    chosen.solver.seconds = start.elapsed().as_secs_f64();
+    chosen
+}
+
+/// One planning pass over `snapshot`, with the ILP stopping at `deadline`.
+fn plan_once(snapshot: &Snapshot, catalog: &Catalog, options: &PlanOptions, start: Instant, deadline: Instant) -> Plan {
     // Topology pins assume every pinned pod is placed in its domain. A pinned pod the greedy
     // plan cannot place is left out and the pins are chosen again without it, until every
     // pinned pod is placed; the ILP never places fewer units of a class than the greedy plan.
@@ -76,7 +94,6 @@ pub fn plan(snapshot: &Snapshot, catalog: &Catalog, options: &PlanOptions) -> Pl
     let (assignment, strategy, status) = match options.strategy {
         Strategy::Ffd => (baseline.clone(), "ffd", "feasible".to_string()),
         Strategy::Ilp => {
-            let deadline = start + options.time_limit;
             let (a, status) = ilp::solve(&problem, &baseline, deadline);
             (a, "ilp", status)
         }
