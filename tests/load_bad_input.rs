@@ -16,10 +16,7 @@ fn load(yaml: &str) -> Result<Loaded, ModelError> {
 
 fn load_err(yaml: &str) -> ModelError {
     match load(yaml) {
-        Ok(loaded) => panic!(
-            "expected an error, loaded {} pods",
-            loaded.snapshot.pods.len()
-        ),
+        Ok(loaded) => panic!("expected an error, loaded {} pods", loaded.snapshot.pods.len()),
         Err(e) => e,
     }
 }
@@ -142,7 +139,8 @@ fn on_demand_percent_out_of_range() {
 fn negative_budgets() {
     let e = pool_error("maxHourlyCost: 60", "maxHourlyCost: -5");
     assert_eq!(e.field, "spec.budget.maxHourlyCost");
-    let budget = "apiVersion: purser.dev/v1\nkind: CostBudget\nmetadata: {name: team-vision}\nspec: {maxHourlyCost: -0.5}\n";
+    let budget =
+        "apiVersion: purser.dev/v1\nkind: CostBudget\nmetadata: {name: team-vision}\nspec: {maxHourlyCost: -0.5}\n";
     let e = load_err(budget);
     assert_eq!(e.object, "CostBudget team-vision");
     assert_eq!(e.field, "spec.maxHourlyCost");
@@ -163,18 +161,12 @@ fn template_label_contradicting_a_requirement() {
         "  template:\n    metadata:\n      labels: {purser.dev/instance-family: p5}\n",
     );
     let e = load_err(&text);
-    assert_eq!(
-        e.field,
-        "spec.template.metadata.labels.purser.dev/instance-family"
-    );
+    assert_eq!(e.field, "spec.template.metadata.labels.purser.dev/instance-family");
 }
 
 #[test]
 fn yaml_syntax_error_names_the_file() {
-    let path = temp_file(
-        "broken.yaml",
-        &format!("{POD}---\nkind: Pod\nmetadata: {{name: [x\n"),
-    );
+    let path = temp_file("broken.yaml", &format!("{POD}---\nkind: Pod\nmetadata: {{name: [x\n"));
     let e = load_files(std::slice::from_ref(&path), Catalog::embedded_ref()).unwrap_err();
     assert_eq!(e.object, path.display().to_string());
     assert_eq!(e.field, "document 2");
@@ -195,11 +187,7 @@ fn list_documents_load() {
         POD.trim_start()
             .lines()
             .enumerate()
-            .map(|(i, l)| if i == 0 {
-                format!("- {l}\n")
-            } else {
-                format!("  {l}\n")
-            })
+            .map(|(i, l)| if i == 0 { format!("- {l}\n") } else { format!("  {l}\n") })
             .collect::<String>()
     );
     let loaded = load(&list).unwrap();
@@ -221,12 +209,10 @@ fn json_loads_too() {
 
 #[test]
 fn unknown_kind_warns() {
-    let service = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{port: 80}]}\n";
+    let service =
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{port: 80}]}\n";
     let loaded = load(&format!("{service}---{POD}")).unwrap();
-    assert_eq!(
-        loaded.warnings,
-        ["skipped Service shop/web: not an input kind"]
-    );
+    assert_eq!(loaded.warnings, ["skipped Service shop/web: not an input kind"]);
     assert_eq!(loaded.snapshot.pods.len(), 1);
 }
 
@@ -287,10 +273,7 @@ fn node_claim_with_its_node_counts_once() {
     let loaded = load(&format!("{POOL}---{CLAIM}")).unwrap();
     let claim = &loaded.snapshot.nodes[0];
     assert!(claim.in_flight);
-    assert_eq!(
-        claim.allocatable.get("nvidia.com/gpu"),
-        Quantity::from_units(4)
-    );
+    assert_eq!(claim.allocatable.get("nvidia.com/gpu"), Quantity::from_units(4));
     assert_eq!(claim.price, node_price, "same type, zone and capacity type");
 }
 

@@ -6,12 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Desired state of a CostBudget.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[kube(
-    group = "purser.dev",
-    version = "v1",
-    kind = "CostBudget",
-    shortname = "cb"
-)]
+#[kube(group = "purser.dev", version = "v1", kind = "CostBudget", shortname = "cb")]
 #[serde(rename_all = "camelCase")]
 pub struct CostBudgetSpec {
     /// Which pods the budget covers.

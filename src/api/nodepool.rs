@@ -10,12 +10,7 @@ use super::{NodeClassRef, NodeSelectorRequirement, TaintSpec};
 
 /// Desired state of a NodePool.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[kube(
-    group = "purser.dev",
-    version = "v1",
-    kind = "NodePool",
-    shortname = "np"
-)]
+#[kube(group = "purser.dev", version = "v1", kind = "NodePool", shortname = "np")]
 #[serde(rename_all = "camelCase")]
 pub struct NodePoolSpec {
     /// Template for the nodes this pool creates.

@@ -149,12 +149,9 @@ struct Ec2Offering {
 fn main() -> Result<()> {
     let args = Args::parse();
     let aws_dir = args.data.join("aws");
-    let types: BTreeMap<String, Ec2InstanceType> =
-        read_json(&aws_dir.join("instance-types.json.gz"))?;
-    let offerings: Vec<Ec2Offering> =
-        read_json(&aws_dir.join(format!("offerings-{}.json.gz", args.region)))?;
-    let prices: BTreeMap<String, f64> =
-        read_json(&aws_dir.join(format!("ondemand-prices-{}.json", args.region)))?;
+    let types: BTreeMap<String, Ec2InstanceType> = read_json(&aws_dir.join("instance-types.json.gz"))?;
+    let offerings: Vec<Ec2Offering> = read_json(&aws_dir.join(format!("offerings-{}.json.gz", args.region)))?;
+    let prices: BTreeMap<String, f64> = read_json(&aws_dir.join(format!("ondemand-prices-{}.json", args.region)))?;
 
     let mut zones: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for o in &offerings {
@@ -180,9 +177,7 @@ fn main() -> Result<()> {
             continue;
         }
         let Some(facts) = facts(name, info) else {
-            *skipped
-                .entry("architecture not amd64/arm64 (Mac)")
-                .or_default() += 1;
+            *skipped.entry("architecture not amd64/arm64 (Mac)").or_default() += 1;
             continue;
         };
         specs.push(spec(&facts, price, type_zones));
@@ -200,24 +195,17 @@ fn main() -> Result<()> {
 
     let mut json = serde_json::to_vec_pretty(&file)?;
     json.push(b'\n');
-    let mut encoder = GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), Compression::best());
+    let mut encoder = GzBuilder::new().mtime(0).write(Vec::new(), Compression::best());
     encoder.write_all(&json)?;
     let gz = encoder.finish()?;
     if let Some(parent) = args.out.parent()
         && !parent.as_os_str().is_empty()
     {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     }
     std::fs::write(&args.out, &gz).with_context(|| format!("writing {}", args.out.display()))?;
 
-    let offerings: usize = catalog
-        .instance_types
-        .iter()
-        .map(|it| it.offerings.len())
-        .sum();
+    let offerings: usize = catalog.instance_types.iter().map(|it| it.offerings.len()).sum();
     println!(
         "wrote {}: {} instance types, {} offerings, {} bytes ({} bytes of JSON)",
         args.out.display(),
@@ -259,22 +247,13 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 
 /// The catalog facts of one EC2 type; `None` for architectures Kubernetes nodes do not use.
 fn facts(name: &str, info: &Ec2InstanceType) -> Option<Ec2Facts> {
-    let arch = aws::kube_arch(
-        info.processor_info
-            .supported_architectures
-            .iter()
-            .map(String::as_str),
-    )?;
-    let gpu = info
-        .gpu_info
-        .as_ref()
-        .and_then(|g| g.gpus.first())
-        .map(|g| GpuFacts {
-            manufacturer: g.manufacturer.clone(),
-            name: g.name.clone(),
-            count: g.count,
-            memory_mib: g.memory_info.as_ref().map_or(0, |m| m.size_in_mi_b),
-        });
+    let arch = aws::kube_arch(info.processor_info.supported_architectures.iter().map(String::as_str))?;
+    let gpu = info.gpu_info.as_ref().and_then(|g| g.gpus.first()).map(|g| GpuFacts {
+        manufacturer: g.manufacturer.clone(),
+        name: g.name.clone(),
+        count: g.count,
+        memory_mib: g.memory_info.as_ref().map_or(0, |m| m.size_in_mi_b),
+    });
     let neuron_devices = match &info.neuron_info {
         Some(n) => n.neuron_devices.iter().map(|d| d.count).sum(),
         None => info.inference_accelerator_info.as_ref().map_or(0, |i| {

@@ -184,10 +184,7 @@ impl Ec2Facts {
         if let Some(gpu) = &self.gpu {
             put(labels::INSTANCE_GPU_COUNT, gpu.count.to_string());
             put(labels::INSTANCE_GPU_NAME, lower_kebab(&gpu.name));
-            put(
-                labels::INSTANCE_GPU_MANUFACTURER,
-                lower_kebab(&gpu.manufacturer),
-            );
+            put(labels::INSTANCE_GPU_MANUFACTURER, lower_kebab(&gpu.manufacturer));
             put(labels::INSTANCE_GPU_MEMORY, gpu.memory_mib.to_string());
         }
         out
@@ -258,11 +255,7 @@ pub const SPOT_BANDS: [SpotBand; 6] = [
 pub fn spot_band(name: &str) -> &'static SpotBand {
     let parts = parse_name(name);
     let category = parts.category.as_deref().unwrap_or("");
-    let generation: u32 = parts
-        .generation
-        .as_deref()
-        .and_then(|g| g.parse().ok())
-        .unwrap_or(0);
+    let generation: u32 = parts.generation.as_deref().and_then(|g| g.parse().ok()).unwrap_or(0);
     let family = parts.family.as_deref().unwrap_or("");
     let index = match category {
         "p" if generation >= 4 => 0,
@@ -299,23 +292,11 @@ mod tests {
         assert_eq!(parts("g5.12xlarge"), some(["g5", "g", "5", "12xlarge"]));
         assert_eq!(parts("inf2.xlarge"), some(["inf2", "inf", "2", "xlarge"]));
         assert_eq!(parts("p4d.24xlarge"), some(["p4d", "p", "4", "24xlarge"]));
-        assert_eq!(
-            parts("m7i-flex.large"),
-            some(["m7i-flex", "m", "7", "large"])
-        );
+        assert_eq!(parts("m7i-flex.large"), some(["m7i-flex", "m", "7", "large"]));
         assert_eq!(parts("u-6tb1.metal"), some(["u-6tb1", "u", "1", "metal"]));
-        assert_eq!(
-            parts("u7i-12tb.224xlarge"),
-            some(["u7i-12tb", "u", "7", "224xlarge"])
-        );
-        assert_eq!(
-            parts("p6-b200.48xlarge"),
-            some(["p6-b200", "p", "6", "48xlarge"])
-        );
-        assert_eq!(
-            parts("c7a.metal-48xl"),
-            some(["c7a", "c", "7", "metal-48xl"])
-        );
+        assert_eq!(parts("u7i-12tb.224xlarge"), some(["u7i-12tb", "u", "7", "224xlarge"]));
+        assert_eq!(parts("p6-b200.48xlarge"), some(["p6-b200", "p", "6", "48xlarge"]));
+        assert_eq!(parts("c7a.metal-48xl"), some(["c7a", "c", "7", "metal-48xl"]));
         assert_eq!(parts("mac-m4.metal"), some(["mac-m4", "", "", "metal"]));
         assert_eq!(parts("n2-standard-4"), some(["", "", "", ""]));
         assert_eq!(parts("Standard_D4s_v5"), some(["", "", "", ""]));

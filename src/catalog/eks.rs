@@ -63,9 +63,7 @@ pub fn kube_reserved_cpu(cpu: Quantity) -> Quantity {
 
 /// kube-reserved memory for a node that may run `max_pods` pods: `255Mi + 11Mi × max_pods`.
 pub fn kube_reserved_memory(max_pods: i64) -> Quantity {
-    Quantity::from_units(
-        (KUBE_RESERVED_MEMORY_BASE_MIB + KUBE_RESERVED_MEMORY_PER_POD_MIB * max_pods.max(0)) * MIB,
-    )
+    Quantity::from_units((KUBE_RESERVED_MEMORY_BASE_MIB + KUBE_RESERVED_MEMORY_PER_POD_MIB * max_pods.max(0)) * MIB)
 }
 
 /// The hard eviction threshold for memory (100Mi).
@@ -77,11 +75,7 @@ pub fn eviction_threshold_memory() -> Quantity {
 /// `pods` = capacity `pods` (or [`DEFAULT_MAX_PODS`]), every other resource unchanged.
 pub fn allocatable(capacity: &Resources) -> Resources {
     let mut out = capacity.clone();
-    let pods = capacity
-        .0
-        .get(PODS)
-        .map(|q| q.units())
-        .unwrap_or(DEFAULT_MAX_PODS);
+    let pods = capacity.0.get(PODS).map(|q| q.units()).unwrap_or(DEFAULT_MAX_PODS);
     out.set(PODS, Quantity::from_units(pods));
     if let Some(cpu) = capacity.0.get(CPU) {
         out.set(CPU, non_negative(*cpu - kube_reserved_cpu(*cpu)));
@@ -94,11 +88,7 @@ pub fn allocatable(capacity: &Resources) -> Resources {
 }
 
 fn non_negative(q: Quantity) -> Quantity {
-    if q < Quantity::ZERO {
-        Quantity::ZERO
-    } else {
-        q
-    }
+    if q < Quantity::ZERO { Quantity::ZERO } else { q }
 }
 
 #[cfg(test)]
@@ -140,8 +130,7 @@ mod tests {
 
     #[test]
     fn m5_large_worked_example() {
-        let capacity =
-            Resources::parse([("cpu", "2"), ("memory", "8192Mi"), ("pods", "29")]).unwrap();
+        let capacity = Resources::parse([("cpu", "2"), ("memory", "8192Mi"), ("pods", "29")]).unwrap();
         let alloc = allocatable(&capacity);
         assert_eq!(alloc.get(CPU), q("1930m"));
         // 8192 − (255 + 11 × 29) − 100 = 8192 − 574 − 100 = 7518 Mi.

@@ -16,9 +16,7 @@ pub enum CatalogError {
         source: std::io::Error,
     },
     /// The file looks gzip-compressed but does not decompress.
-    #[error(
-        "catalog file {path}: invalid gzip data: {source} (expected JSON or gzip-compressed JSON)"
-    )]
+    #[error("catalog file {path}: invalid gzip data: {source} (expected JSON or gzip-compressed JSON)")]
     Gzip {
         /// The file.
         path: String,
@@ -48,17 +46,13 @@ pub enum CatalogError {
     #[error("instanceTypes: the list is empty (expected at least one instance type)")]
     Empty,
     /// An instance type has an empty name.
-    #[error(
-        "instanceTypes[{index}]: name is empty (expected an instance type name such as m5.large)"
-    )]
+    #[error("instanceTypes[{index}]: name is empty (expected an instance type name such as m5.large)")]
     EmptyName {
         /// Position in `instanceTypes`.
         index: usize,
     },
     /// Two instance types share a name.
-    #[error(
-        "instance type {name:?}: name: listed more than once (expected each instance type once)"
-    )]
+    #[error("instance type {name:?}: name: listed more than once (expected each instance type once)")]
     DuplicateName {
         /// The repeated name.
         name: String,
@@ -85,9 +79,7 @@ pub enum CatalogError {
         value: Quantity,
     },
     /// `cpu` or `memory` capacity is missing.
-    #[error(
-        "instance type {name:?}: capacity.{resource}: missing (expected a quantity such as {example:?})"
-    )]
+    #[error("instance type {name:?}: capacity.{resource}: missing (expected a quantity such as {example:?})")]
     MissingCapacity {
         /// Instance type.
         name: String,
@@ -141,9 +133,7 @@ pub enum CatalogError {
         capacity_type: String,
     },
     /// An offering has no price.
-    #[error(
-        "instance type {name:?}: offering {zone}/{capacity_type}: price is missing (expected USD per hour)"
-    )]
+    #[error("instance type {name:?}: offering {zone}/{capacity_type}: price is missing (expected USD per hour)")]
     MissingPrice {
         /// Instance type.
         name: String,
@@ -219,9 +209,7 @@ impl CatalogError {
             CatalogError::Json { .. } => "json",
             CatalogError::Invalid { source, .. } => source.metric_label(),
             CatalogError::Empty | CatalogError::EmptyName { .. } => "empty",
-            CatalogError::DuplicateName { .. } | CatalogError::DuplicateOffering { .. } => {
-                "duplicate"
-            }
+            CatalogError::DuplicateName { .. } | CatalogError::DuplicateOffering { .. } => "duplicate",
             CatalogError::Quantity { .. }
             | CatalogError::NegativeQuantity { .. }
             | CatalogError::MissingCapacity { .. }

@@ -15,10 +15,7 @@ use super::Catalog;
 use super::error::CatalogError;
 
 /// The embedded snapshot: gzip-compressed JSON written by `purser-catalog-gen`.
-pub static EMBEDDED_GZ: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/catalog/aws-us-east-1.json.gz"
-));
+pub static EMBEDDED_GZ: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/catalog/aws-us-east-1.json.gz"));
 
 /// The name used for the embedded snapshot in error messages.
 pub const EMBEDDED_NAME: &str = "<embedded catalog/aws-us-east-1.json.gz>";
@@ -105,12 +102,7 @@ mod tests {
         let catalog = Catalog::from_bytes(EMBEDDED_GZ, EMBEDDED_NAME).unwrap();
         assert_eq!(catalog.region, "us-east-1");
         assert!(catalog.instance_types.len() > 500);
-        assert!(
-            catalog
-                .instance_types
-                .windows(2)
-                .all(|w| w[0].name < w[1].name)
-        );
+        assert!(catalog.instance_types.windows(2).all(|w| w[0].name < w[1].name));
 
         let m5 = catalog.find("m5.large").unwrap();
         assert_eq!(m5.capacity.get(CPU), q("2"));
@@ -150,10 +142,7 @@ mod tests {
 
         // The cached copy is the same catalog.
         assert_eq!(Catalog::embedded_ref(), &catalog);
-        assert_eq!(
-            Catalog::embedded().instance_types.len(),
-            catalog.instance_types.len()
-        );
+        assert_eq!(Catalog::embedded().instance_types.len(), catalog.instance_types.len());
     }
 
     #[test]

@@ -97,10 +97,7 @@ impl Catalog {
     /// The instance type called `name`.
     pub fn find(&self, name: &str) -> Option<&InstanceType> {
         // Sorted by name after `from_spec`; fall back to a scan for hand-built catalogs.
-        match self
-            .instance_types
-            .binary_search_by(|it| it.name.as_str().cmp(name))
-        {
+        match self.instance_types.binary_search_by(|it| it.name.as_str().cmp(name)) {
             Ok(i) => Some(&self.instance_types[i]),
             Err(_) => self.instance_types.iter().find(|it| it.name == name),
         }

@@ -72,10 +72,7 @@ impl Catalog {
     }
 }
 
-fn instance_type(
-    spec: InstanceTypeSpec,
-    reservation: Reservation,
-) -> Result<InstanceType, CatalogError> {
+fn instance_type(spec: InstanceTypeSpec, reservation: Reservation) -> Result<InstanceType, CatalogError> {
     let name = spec.name;
     let mut capacity = resources(&name, "capacity", &spec.capacity)?;
     for (resource, example) in [(CPU, "4"), (MEMORY, "16Gi")] {
@@ -120,11 +117,7 @@ fn instance_type(
     })
 }
 
-fn resources(
-    name: &str,
-    section: &str,
-    items: &BTreeMap<String, String>,
-) -> Result<Resources, CatalogError> {
+fn resources(name: &str, section: &str, items: &BTreeMap<String, String>) -> Result<Resources, CatalogError> {
     let mut out = Resources::new();
     for (resource, text) in items {
         let field = format!("{section}.{resource}");
@@ -202,10 +195,7 @@ fn complete_labels(
     default(labels::INSTANCE_CATEGORY, parts.category);
     default(labels::INSTANCE_GENERATION, parts.generation);
     default(labels::INSTANCE_CPU, whole(capacity.get(CPU), NANO));
-    default(
-        labels::INSTANCE_MEMORY,
-        whole(capacity.get(MEMORY), NANO * MIB),
-    );
+    default(labels::INSTANCE_MEMORY, whole(capacity.get(MEMORY), NANO * MIB));
     let gpus = capacity.get(NVIDIA_GPU) + capacity.get(AMD_GPU);
     if !gpus.is_zero() {
         default(labels::INSTANCE_GPU_COUNT, whole(gpus, NANO));
@@ -229,9 +219,7 @@ fn whole(q: Quantity, unit_nanos: i128) -> Option<String> {
 
 fn offerings(name: &str, specs: Vec<OfferingSpec>) -> Result<Vec<Offering>, CatalogError> {
     if specs.is_empty() {
-        return Err(CatalogError::NoOfferings {
-            name: name.to_string(),
-        });
+        return Err(CatalogError::NoOfferings { name: name.to_string() });
     }
     let mut out: Vec<Offering> = Vec::with_capacity(specs.len());
     let mut seen = BTreeSet::new();
@@ -349,11 +337,7 @@ mod tests {
         let mut c5 = m5_large();
         c5.name = "c5.large".to_string();
         let catalog = Catalog::from_spec(file(vec![m5_large(), c5])).unwrap();
-        let names: Vec<_> = catalog
-            .instance_types
-            .iter()
-            .map(|t| t.name.as_str())
-            .collect();
+        let names: Vec<_> = catalog.instance_types.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["c5.large", "m5.large"]);
         let m5 = catalog.find("m5.large").unwrap();
         assert_eq!(m5.allocatable.get(CPU), q("1930m"));
@@ -419,12 +403,9 @@ mod tests {
     fn karpenter_spellings_become_canonical() {
         let mut it = m5_large();
         it.name = "custom-node".to_string();
-        it.labels.insert(
-            "karpenter.k8s.aws/instance-family".to_string(),
-            "custom".to_string(),
-        );
         it.labels
-            .insert(labels::ARCH.to_string(), "arm64".to_string());
+            .insert("karpenter.k8s.aws/instance-family".to_string(), "custom".to_string());
+        it.labels.insert(labels::ARCH.to_string(), "arm64".to_string());
         let catalog = Catalog::from_spec(file(vec![it])).unwrap();
         let l = &catalog.instance_types[0].labels;
         assert_eq!(l[labels::INSTANCE_FAMILY], "custom");
@@ -464,10 +445,7 @@ mod tests {
         );
         let mut it = m5_large();
         it.allocatable = Some([("cpu".to_string(), "lots".to_string())].into());
-        assert!(
-            error(vec![it])
-                .starts_with("instance type \"m5.large\": allocatable.cpu: invalid quantity"),
-        );
+        assert!(error(vec![it]).starts_with("instance type \"m5.large\": allocatable.cpu: invalid quantity"),);
         let mut it = m5_large();
         it.capacity.insert("cpu".to_string(), "-2".to_string());
         assert_eq!(
@@ -497,10 +475,7 @@ mod tests {
                 e.starts_with("instance type \"m5.large\": offering us-east-1a/on-demand: price "),
                 "{e}"
             );
-            assert!(
-                e.contains("expected a finite USD per hour of zero or more"),
-                "{e}"
-            );
+            assert!(e.contains("expected a finite USD per hour of zero or more"), "{e}");
         }
         let mut it = m5_large();
         it.offerings[0].interruption_rate = Some(-1.0);
@@ -526,12 +501,9 @@ mod tests {
     fn no_offerings_and_duplicates() {
         let mut it = m5_large();
         it.offerings.clear();
-        assert!(
-            error(vec![it]).starts_with("instance type \"m5.large\": offerings: the list is empty")
-        );
+        assert!(error(vec![it]).starts_with("instance type \"m5.large\": offerings: the list is empty"));
         let mut it = m5_large();
-        it.offerings
-            .push(offering("us-east-1a", "spot", Some(0.03)));
+        it.offerings.push(offering("us-east-1a", "spot", Some(0.03)));
         assert!(error(vec![it]).contains("offering us-east-1a/spot: listed more than once"));
         let mut it = m5_large();
         it.offerings[1].zone = String::new();
@@ -553,9 +525,7 @@ mod tests {
             it.capacity.remove(resource);
             let e = error(vec![it]);
             assert!(
-                e.starts_with(&format!(
-                    "instance type \"m5.large\": capacity.{resource}: missing"
-                )),
+                e.starts_with(&format!("instance type \"m5.large\": capacity.{resource}: missing")),
                 "{e}"
             );
         }
@@ -565,24 +535,21 @@ mod tests {
     fn allocatable_above_capacity_and_label_conflicts() {
         let mut it = m5_large();
         it.allocatable = Some([("memory".to_string(), "9Gi".to_string())].into());
-        assert!(error(vec![it]).starts_with(
-            "instance type \"m5.large\": allocatable.memory: 9663676416 exceeds capacity 8589934592"
-        ));
+        assert!(
+            error(vec![it])
+                .starts_with("instance type \"m5.large\": allocatable.memory: 9663676416 exceeds capacity 8589934592")
+        );
         let mut it = m5_large();
         it.labels
             .insert(labels::INSTANCE_TYPE.to_string(), "m5.xlarge".to_string());
-        assert!(error(vec![it]).contains(
-            "labels.node.kubernetes.io/instance-type: \"m5.xlarge\" conflicts with name=\"m5.large\""
-        ));
-        let mut it = m5_large();
-        it.labels
-            .insert(labels::INSTANCE_FAMILY.to_string(), "m5".to_string());
-        it.labels.insert(
-            "karpenter.k8s.aws/instance-family".to_string(),
-            "m6".to_string(),
-        );
         assert!(
-            error(vec![it]).contains("labels.karpenter.k8s.aws/instance-family: \"m6\" conflicts")
+            error(vec![it])
+                .contains("labels.node.kubernetes.io/instance-type: \"m5.xlarge\" conflicts with name=\"m5.large\"")
         );
+        let mut it = m5_large();
+        it.labels.insert(labels::INSTANCE_FAMILY.to_string(), "m5".to_string());
+        it.labels
+            .insert("karpenter.k8s.aws/instance-family".to_string(), "m6".to_string());
+        assert!(error(vec![it]).contains("labels.karpenter.k8s.aws/instance-family: \"m6\" conflicts"));
     }
 }

@@ -106,7 +106,11 @@ pub fn table(plan: &Plan) -> String {
         "NODEPOOL", "INSTANCE TYPE", "CAPACITY", "ZONE", "USD/HOUR", "PODS"
     ));
     for c in &plan.node_claims {
-        let price = if c.price_estimated { format!("~{:.4}", c.hourly_price) } else { format!("{:.4}", c.hourly_price) };
+        let price = if c.price_estimated {
+            format!("~{:.4}", c.hourly_price)
+        } else {
+            format!("{:.4}", c.hourly_price)
+        };
         out.push_str(&format!(
             "{:<14} {:<18} {:<10} {:<12} {:>10}  {}\n",
             c.node_pool,

@@ -10,21 +10,12 @@ use super::snapshot::DaemonSetInfo;
 use super::taints::{Taint, first_blocking};
 
 /// True when `daemonset` would run a pod on a node with these labels and taints.
-pub fn lands_on(
-    daemonset: &DaemonSetInfo,
-    labels: &BTreeMap<String, String>,
-    taints: &[Taint],
-) -> bool {
-    daemonset.template.accepts_labels(labels)
-        && first_blocking(taints, &daemonset.template.tolerations).is_none()
+pub fn lands_on(daemonset: &DaemonSetInfo, labels: &BTreeMap<String, String>, taints: &[Taint]) -> bool {
+    daemonset.template.accepts_labels(labels) && first_blocking(taints, &daemonset.template.tolerations).is_none()
 }
 
 /// The summed template requests of the DaemonSets that would land on a node with these labels and taints.
-pub fn daemon_overhead(
-    daemonsets: &[DaemonSetInfo],
-    labels: &BTreeMap<String, String>,
-    taints: &[Taint],
-) -> Resources {
+pub fn daemon_overhead(daemonsets: &[DaemonSetInfo], labels: &BTreeMap<String, String>, taints: &[Taint]) -> Resources {
     let mut total = Resources::new();
     for ds in daemonsets.iter().filter(|ds| lands_on(ds, labels, taints)) {
         total.add(&ds.template.requests);
@@ -71,10 +62,7 @@ mod tests {
     }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn gpu_taint() -> Taint {
@@ -89,11 +77,7 @@ mod tests {
     fn sums_every_daemonset_that_lands() {
         let proxy = daemonset("kube-proxy", 100, 128);
         let logs = daemonset("fluent-bit", 50, 64);
-        let total = daemon_overhead(
-            &[proxy, logs],
-            &labels(&[("kubernetes.io/os", "linux")]),
-            &[],
-        );
+        let total = daemon_overhead(&[proxy, logs], &labels(&[("kubernetes.io/os", "linux")]), &[]);
         assert_eq!(total.get(CPU), Quantity::from_milli(150));
         assert_eq!(total.get(MEMORY), Quantity::from_units(192 << 20));
         assert_eq!(total.get(PODS), Quantity::from_units(2));
@@ -136,11 +120,7 @@ mod tests {
             effect: None,
         }];
         let strict = daemonset("strict", 100, 100);
-        let total = daemon_overhead(
-            &[tolerant.clone(), strict.clone()],
-            &labels(&[]),
-            &[gpu_taint()],
-        );
+        let total = daemon_overhead(&[tolerant.clone(), strict.clone()], &labels(&[]), &[gpu_taint()]);
         assert_eq!(total.get(CPU), Quantity::from_milli(10));
         assert!(lands_on(&tolerant, &labels(&[]), &[gpu_taint()]));
         assert!(!lands_on(&strict, &labels(&[]), &[gpu_taint()]));

@@ -102,14 +102,11 @@ pub fn is_offering_key(key: &str) -> bool {
 }
 
 /// Labels with every aliased key present in both spellings, so selectors written either way match.
-pub fn normalize(
-    labels: &std::collections::BTreeMap<String, String>,
-) -> std::collections::BTreeMap<String, String> {
+pub fn normalize(labels: &std::collections::BTreeMap<String, String>) -> std::collections::BTreeMap<String, String> {
     let mut out = labels.clone();
     for (k, v) in labels {
         let canonical = canonical_key(k);
-        out.entry(canonical.to_string())
-            .or_insert_with(|| v.clone());
+        out.entry(canonical.to_string()).or_insert_with(|| v.clone());
         for alias in aliases(canonical) {
             out.entry(alias.to_string()).or_insert_with(|| v.clone());
         }

@@ -145,8 +145,7 @@ fn flatten(
     if let Some((api_version, kind)) = defaults {
         map.entry("apiVersion")
             .or_insert_with(|| Value::String(api_version.to_string()));
-        map.entry("kind")
-            .or_insert_with(|| Value::String(kind.to_string()));
+        map.entry("kind").or_insert_with(|| Value::String(kind.to_string()));
     }
     let api_version = match map.get("apiVersion") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
@@ -175,13 +174,7 @@ fn flatten(
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
                 for (i, item) in items.into_iter().enumerate() {
-                    flatten(
-                        item,
-                        source,
-                        &format!("{place} items[{i}]"),
-                        item_defaults,
-                        out,
-                    )?;
+                    flatten(item, source, &format!("{place} items[{i}]"), item_defaults, out)?;
                 }
             }
             Some(other) => {
@@ -220,8 +213,7 @@ pub fn load_files(paths: &[PathBuf], catalog: &Catalog) -> Result<Loaded, ModelE
                 .map_err(|e| ModelError::new("<stdin>", "file", &format!("cannot read: {e}")))?;
             text
         } else {
-            std::fs::read_to_string(path)
-                .map_err(|e| ModelError::new(&source, "file", &format!("cannot read: {e}")))?
+            std::fs::read_to_string(path).map_err(|e| ModelError::new(&source, "file", &format!("cannot read: {e}")))?
         };
         objects.extend(parse_documents(&text, &source)?);
     }
@@ -294,22 +286,12 @@ pub fn snapshot_from_objects(objects: &[Value], catalog: &Catalog) -> Result<Loa
     let mut seen = BTreeSet::new();
     for (index, value) in objects.iter().enumerate() {
         let here = format!("object #{}", index + 1);
-        let api_version = str_at(value, "/apiVersion").ok_or_else(|| {
-            ModelError::new(
-                &here,
-                "apiVersion",
-                "missing (expected a string such as v1)",
-            )
-        })?;
-        let kind_name = str_at(value, "/kind").ok_or_else(|| {
-            ModelError::new(&here, "kind", "missing (expected a string such as Pod)")
-        })?;
-        let name = str_at(value, "/metadata/name")
-            .unwrap_or_default()
-            .to_string();
-        let namespace = str_at(value, "/metadata/namespace")
-            .unwrap_or("default")
-            .to_string();
+        let api_version = str_at(value, "/apiVersion")
+            .ok_or_else(|| ModelError::new(&here, "apiVersion", "missing (expected a string such as v1)"))?;
+        let kind_name = str_at(value, "/kind")
+            .ok_or_else(|| ModelError::new(&here, "kind", "missing (expected a string such as Pod)"))?;
+        let name = str_at(value, "/metadata/name").unwrap_or_default().to_string();
+        let namespace = str_at(value, "/metadata/namespace").unwrap_or("default").to_string();
         let Some((kind, versions)) = Kind::from_kind(kind_name) else {
             let namespaced = value.pointer("/metadata/namespace").is_some();
             warnings.push(format!(
@@ -373,10 +355,7 @@ pub fn snapshot_from_objects(objects: &[Value], catalog: &Catalog) -> Result<Loa
     snapshot.daemonsets.sort_by(|a, b| a.key.cmp(&b.key));
 
     for input in of(Kind::Pod) {
-        if matches!(
-            str_at(input.value, "/status/phase"),
-            Some("Succeeded" | "Failed")
-        ) {
+        if matches!(str_at(input.value, "/status/phase"), Some("Succeeded" | "Failed")) {
             // Finished pods hold no resources.
             continue;
         }
@@ -397,17 +376,12 @@ pub fn snapshot_from_objects(objects: &[Value], catalog: &Catalog) -> Result<Loa
         {
             registered.provider_ids.insert(id);
         }
-        snapshot.nodes.push(read_node(
-            input,
-            &node,
-            &snapshot.pools,
-            catalog,
-            &mut warnings,
-        )?);
+        snapshot
+            .nodes
+            .push(read_node(input, &node, &snapshot.pools, catalog, &mut warnings)?);
     }
     for input in of(Kind::NodeClaim) {
-        if let Some(node) = read_claim(input, &registered, &snapshot.pools, catalog, &mut warnings)?
-        {
+        if let Some(node) = read_claim(input, &registered, &snapshot.pools, catalog, &mut warnings)? {
             snapshot.nodes.push(node);
         }
     }
@@ -422,11 +396,7 @@ pub fn snapshot_from_objects(objects: &[Value], catalog: &Catalog) -> Result<Loa
 fn decode<T: DeserializeOwned>(value: &Value, object: &str) -> Result<T, ModelError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." {
-            "object".to_string()
-        } else {
-            path
-        };
+        let field = if path == "." { "object".to_string() } else { path };
         ModelError::new(object, &field, &e.into_inner().to_string())
     })
 }
@@ -465,18 +435,12 @@ fn parse_effect(object: &str, field: &str, effect: &str) -> Result<Effect, Model
         ModelError::new(
             object,
             field,
-            &format!(
-                "unknown effect {effect:?} (expected NoSchedule, PreferNoSchedule or NoExecute)"
-            ),
+            &format!("unknown effect {effect:?} (expected NoSchedule, PreferNoSchedule or NoExecute)"),
         )
     })
 }
 
-fn template_taints(
-    object: &str,
-    field: &str,
-    list: &[TaintSpec],
-) -> Result<Vec<Taint>, ModelError> {
+fn template_taints(object: &str, field: &str, list: &[TaintSpec]) -> Result<Vec<Taint>, ModelError> {
     list.iter()
         .enumerate()
         .map(|(i, t)| {
@@ -497,20 +461,12 @@ fn template_taints(
 }
 
 /// Parse requirements; errors name `field[i]` and the part at fault.
-fn parse_requirements(
-    object: &str,
-    field: &str,
-    list: &[NodeSelectorRequirement],
-) -> Result<Requirements, ModelError> {
+fn parse_requirements(object: &str, field: &str, list: &[NodeSelectorRequirement]) -> Result<Requirements, ModelError> {
     let mut out = Vec::with_capacity(list.len());
     for (i, r) in list.iter().enumerate() {
         let at = format!("{field}[{i}]");
         if r.key.is_empty() {
-            return Err(ModelError::new(
-                object,
-                &format!("{at}.key"),
-                "must not be empty",
-            ));
+            return Err(ModelError::new(object, &format!("{at}.key"), "must not be empty"));
         }
         let req = Requirement::new(&r.key, &r.operator, &r.values).map_err(|e| {
             let part = match e {
@@ -551,11 +507,7 @@ fn read_pool(input: &Input<'_>, warnings: &mut Vec<String>) -> Result<Pool, Mode
     let spec = &pool.spec;
     let tspec = &spec.template.spec;
 
-    let requirements = parse_requirements(
-        object,
-        "spec.template.spec.requirements",
-        &tspec.requirements,
-    )?;
+    let requirements = parse_requirements(object, "spec.template.spec.requirements", &tspec.requirements)?;
     if let Some(why) = requirements.contradiction() {
         return Err(ModelError::new(
             object,
@@ -576,11 +528,7 @@ fn read_pool(input: &Input<'_>, warnings: &mut Vec<String>) -> Result<Pool, Mode
     }
 
     let taints = template_taints(object, "spec.template.spec.taints", &tspec.taints)?;
-    let startup_taints = template_taints(
-        object,
-        "spec.template.spec.startupTaints",
-        &tspec.startup_taints,
-    )?;
+    let startup_taints = template_taints(object, "spec.template.spec.startupTaints", &tspec.startup_taints)?;
 
     let limits = parse_resources(
         object,
@@ -602,11 +550,7 @@ fn read_pool(input: &Input<'_>, warnings: &mut Vec<String>) -> Result<Pool, Mode
 
     let max_hourly_cost = match &spec.budget {
         None => None,
-        Some(b) => Some(non_negative(
-            object,
-            "spec.budget.maxHourlyCost",
-            b.max_hourly_cost,
-        )?),
+        Some(b) => Some(non_negative(object, "spec.budget.maxHourlyCost", b.max_hourly_cost)?),
     };
 
     let min_on_demand_percent = match &spec.capacity_mix {
@@ -752,11 +696,7 @@ struct Registered {
     provider_ids: BTreeSet<String>,
 }
 
-fn capacity_type_of(
-    object: &str,
-    labels: &BTreeMap<String, String>,
-    warnings: &mut Vec<String>,
-) -> CapacityType {
+fn capacity_type_of(object: &str, labels: &BTreeMap<String, String>, warnings: &mut Vec<String>) -> CapacityType {
     match labels.get(CAPACITY_TYPE) {
         None => CapacityType::OnDemand,
         Some(v) => CapacityType::parse(v).unwrap_or_else(|| {
@@ -790,11 +730,7 @@ fn price_of(
         ));
         return None;
     };
-    let same_type = || {
-        it.offerings
-            .iter()
-            .filter(|o| o.capacity_type == capacity_type)
-    };
+    let same_type = || it.offerings.iter().filter(|o| o.capacity_type == capacity_type);
     let exact = zone.and_then(|z| same_type().find(|o| o.zone == z));
     let price = exact
         .or_else(|| same_type().min_by(|a, b| a.price.total_cmp(&b.price)))
@@ -857,11 +793,7 @@ fn read_node(
         if EPHEMERAL_TAINTS.contains(&t.key.as_str()) {
             continue;
         }
-        if pool.is_some_and(|p| {
-            p.startup_taints
-                .iter()
-                .any(|s| s.key == t.key && s.effect == effect)
-        }) {
+        if pool.is_some_and(|p| p.startup_taints.iter().any(|s| s.key == t.key && s.effect == effect)) {
             continue;
         }
         taints.push(Taint {
@@ -874,10 +806,7 @@ fn read_node(
     let instance_type = node_labels.get(INSTANCE_TYPE).cloned();
     let found = instance_type.as_deref().and_then(|n| catalog.find(n));
     let status = node.status.as_ref();
-    let status_allocatable = match status
-        .and_then(|s| s.allocatable.as_ref())
-        .filter(|m| !m.is_empty())
-    {
+    let status_allocatable = match status.and_then(|s| s.allocatable.as_ref()).filter(|m| !m.is_empty()) {
         None => None,
         Some(m) => Some(parse_resources(
             object,
@@ -885,10 +814,7 @@ fn read_node(
             m.iter().map(|(k, v)| (k.as_str(), v.0.as_str())),
         )?),
     };
-    let status_capacity = match status
-        .and_then(|s| s.capacity.as_ref())
-        .filter(|m| !m.is_empty())
-    {
+    let status_capacity = match status.and_then(|s| s.capacity.as_ref()).filter(|m| !m.is_empty()) {
         None => None,
         Some(m) => Some(parse_resources(
             object,
@@ -896,14 +822,13 @@ fn read_node(
             m.iter().map(|(k, v)| (k.as_str(), v.0.as_str())),
         )?),
     };
-    let (allocatable, capacity) = node_resources(status_allocatable, status_capacity, found)
-        .ok_or_else(|| {
-            let why = match &instance_type {
-                Some(t) => format!("missing, and instance type {t} is not in the catalog"),
-                None => format!("missing, and the node has no {INSTANCE_TYPE} label to look it up in the catalog"),
-            };
-            ModelError::new(object, "status.allocatable", &why)
-        })?;
+    let (allocatable, capacity) = node_resources(status_allocatable, status_capacity, found).ok_or_else(|| {
+        let why = match &instance_type {
+            Some(t) => format!("missing, and instance type {t} is not in the catalog"),
+            None => format!("missing, and the node has no {INSTANCE_TYPE} label to look it up in the catalog"),
+        };
+        ModelError::new(object, "status.allocatable", &why)
+    })?;
 
     let capacity_type = capacity_type_of(object, &node_labels, warnings);
     let zone = node_labels.get(ZONE).cloned();
@@ -949,20 +874,13 @@ fn read_claim(
             status.insert("providerId".into(), id);
         }
     }
-    for pointer in [
-        "/spec/resources/requests",
-        "/status/allocatable",
-        "/status/capacity",
-    ] {
+    for pointer in ["/spec/resources/requests", "/status/allocatable", "/status/capacity"] {
         stringify_numbers(value.pointer_mut(pointer));
     }
     let claim: api::NodeClaim = decode(&value, object)?;
     let status = claim.status.clone().unwrap_or_default();
     let has_node = registered.names.contains(&input.name)
-        || status
-            .node_name
-            .as_ref()
-            .is_some_and(|n| registered.names.contains(n))
+        || status.node_name.as_ref().is_some_and(|n| registered.names.contains(n))
         || status
             .provider_id
             .as_ref()
@@ -977,9 +895,7 @@ fn read_claim(
         if r.op == Operator::In
             && let [only] = r.values.as_slice()
         {
-            claim_labels
-                .entry(r.key.clone())
-                .or_insert_with(|| only.clone());
+            claim_labels.entry(r.key.clone()).or_insert_with(|| only.clone());
         }
     }
     let instance_type = claim_labels.get(INSTANCE_TYPE).cloned();
@@ -1010,10 +926,7 @@ fn read_claim(
         Some(parse_resources(
             object,
             "status.allocatable",
-            status
-                .allocatable
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
+            status.allocatable.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         )?)
     };
     let status_capacity = if status.capacity.is_empty() {
@@ -1022,10 +935,7 @@ fn read_claim(
         Some(parse_resources(
             object,
             "status.capacity",
-            status
-                .capacity
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
+            status.capacity.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         )?)
     };
     let (allocatable, capacity) = node_resources(status_allocatable, status_capacity, found)
@@ -1084,10 +994,8 @@ mod tests {
     }
 
     fn catalog() -> Catalog {
-        let capacity =
-            Resources::parse([("cpu", "8"), ("memory", "32Gi"), ("pods", "58")]).unwrap();
-        let allocatable =
-            Resources::parse([("cpu", "7910m"), ("memory", "30Gi"), ("pods", "58")]).unwrap();
+        let capacity = Resources::parse([("cpu", "8"), ("memory", "32Gi"), ("pods", "58")]).unwrap();
+        let allocatable = Resources::parse([("cpu", "7910m"), ("memory", "30Gi"), ("pods", "58")]).unwrap();
         let labels = BTreeMap::from([
             (INSTANCE_TYPE.to_string(), "m6i.2xlarge".to_string()),
             ("kubernetes.io/arch".to_string(), "amd64".to_string()),
@@ -1203,17 +1111,10 @@ status:
         let node = &loaded.snapshot.nodes[0];
         assert_eq!(node.pool.as_deref(), Some("general"));
         assert_eq!(node.capacity_type, Some(CapacityType::Spot));
-        assert_eq!(
-            node.labels.get(CAPACITY_TYPE).map(String::as_str),
-            Some("spot")
-        );
+        assert_eq!(node.labels.get(CAPACITY_TYPE).map(String::as_str), Some("spot"));
         assert_eq!(node.zone.as_deref(), Some("us-east-1b"));
         assert_eq!(node.price, Some(0.12));
-        assert_eq!(
-            node.taints.len(),
-            1,
-            "startup and not-ready taints are dropped"
-        );
+        assert_eq!(node.taints.len(), 1, "startup and not-ready taints are dropped");
         assert_eq!(node.taints[0].key, "dedicated");
         assert_eq!(node.allocatable.get(CPU), Quantity::from_milli(7910));
         assert_eq!(node.capacity.get(CPU), Quantity::from_units(8));
@@ -1233,10 +1134,7 @@ spec: {unschedulable: true}
 "#;
         let loaded = load(yaml).unwrap();
         let node = &loaded.snapshot.nodes[0];
-        assert_eq!(
-            node.allocatable.get(MEMORY),
-            Quantity::parse("30Gi").unwrap()
-        );
+        assert_eq!(node.allocatable.get(MEMORY), Quantity::parse("30Gi").unwrap());
         assert_eq!(node.capacity_type, Some(CapacityType::OnDemand));
         // No on-demand offering in us-east-1c: the cheapest on-demand one.
         assert_eq!(node.price, Some(0.384));
@@ -1254,22 +1152,15 @@ status: {allocatable: {cpu: "4", memory: 16Gi}}
         let loaded = load(with_status).unwrap();
         let node = &loaded.snapshot.nodes[0];
         assert_eq!(node.price, None);
-        assert_eq!(
-            node.allocatable.get(PODS),
-            Quantity::from_units(DEFAULT_MAX_PODS)
-        );
+        assert_eq!(node.allocatable.get(PODS), Quantity::from_units(DEFAULT_MAX_PODS));
         assert_eq!(
             loaded.warnings,
-            [
-                "node n1: instance type x9.huge not in the catalog; its price is unknown and counted as 0"
-            ]
+            ["node n1: instance type x9.huge not in the catalog; its price is unknown and counted as 0"]
         );
-        let without_status = "apiVersion: v1\nkind: Node\nmetadata: {name: n1, labels: {node.kubernetes.io/instance-type: x9.huge}}\n";
+        let without_status =
+            "apiVersion: v1\nkind: Node\nmetadata: {name: n1, labels: {node.kubernetes.io/instance-type: x9.huge}}\n";
         let e = load(without_status).unwrap_err();
-        assert_eq!(
-            (e.object.as_str(), e.field.as_str()),
-            ("Node n1", "status.allocatable")
-        );
+        assert_eq!((e.object.as_str(), e.field.as_str()), ("Node n1", "status.allocatable"));
     }
 
     #[test]
@@ -1313,20 +1204,13 @@ spec:
         assert_eq!(node.name, "general-x7k2p");
         assert_eq!(node.instance_type.as_deref(), Some("m6i.2xlarge"));
         assert_eq!(node.price, Some(0.384));
+        assert_eq!(node.labels.get("team").map(String::as_str), Some("platform"));
         assert_eq!(
-            node.labels.get("team").map(String::as_str),
-            Some("platform")
-        );
-        assert_eq!(
-            node.labels
-                .get("purser.dev/instance-family")
-                .map(String::as_str),
+            node.labels.get("purser.dev/instance-family").map(String::as_str),
             Some("m6i")
         );
         assert_eq!(
-            node.labels
-                .get("karpenter.sh/capacity-type")
-                .map(String::as_str),
+            node.labels.get("karpenter.sh/capacity-type").map(String::as_str),
             Some("on-demand")
         );
         assert_eq!(node.taints.len(), 1);
@@ -1335,8 +1219,7 @@ spec:
 
     #[test]
     fn claim_with_node_counts_once() {
-        let by_provider =
-            format!("{CLAIM}status:\n  providerID: aws:///us-east-1b/i-0abc\n---{NODE}");
+        let by_provider = format!("{CLAIM}status:\n  providerID: aws:///us-east-1b/i-0abc\n---{NODE}");
         let loaded = load(&by_provider).unwrap();
         assert_eq!(loaded.snapshot.nodes.len(), 1);
         assert!(!loaded.snapshot.nodes[0].in_flight);
@@ -1346,17 +1229,13 @@ spec:
 
     #[test]
     fn claim_of_unknown_capacity() {
-        let unknown = CLAIM.replace(
-            "values: [m6i.2xlarge]",
-            "values: [m6i.2xlarge, m6i.4xlarge]",
-        );
+        let unknown = CLAIM.replace("values: [m6i.2xlarge]", "values: [m6i.2xlarge, m6i.4xlarge]");
         let e = load(&unknown).unwrap_err();
         assert_eq!(
             (e.object.as_str(), e.field.as_str()),
             ("NodeClaim general-x7k2p", "spec.requirements")
         );
-        let with_status =
-            format!("{unknown}status:\n  allocatable: {{cpu: 15890m, memory: 60Gi, pods: 234}}\n");
+        let with_status = format!("{unknown}status:\n  allocatable: {{cpu: 15890m, memory: 60Gi, pods: 234}}\n");
         let loaded = load(&with_status).unwrap();
         assert_eq!(
             loaded.snapshot.nodes[0].allocatable.get(PODS),
@@ -1373,10 +1252,7 @@ spec:
         assert_eq!(pool.weight, 10);
         assert_eq!(pool.limits.get(CPU), Quantity::from_units(1000));
         assert_eq!(pool.limits.get("nodes"), Quantity::from_units(50));
-        assert_eq!(
-            pool.labels.get(NODEPOOL).map(String::as_str),
-            Some("general")
-        );
+        assert_eq!(pool.labels.get(NODEPOOL).map(String::as_str), Some("general"));
         assert_eq!(
             pool.labels.get("karpenter.sh/nodepool").map(String::as_str),
             Some("general")
@@ -1437,7 +1313,10 @@ spec:
             assert_eq!(e.object, "NodePool general", "{to}");
             assert_eq!(e.field, field, "{to}: {e}");
         }
-        let contradiction = POOL.replace("values: [\"5\"]}", "values: [\"5\"]}\n        - {key: karpenter.k8s.aws/instance-generation, operator: Lt, values: [\"6\"]}");
+        let contradiction = POOL.replace(
+            "values: [\"5\"]}",
+            "values: [\"5\"]}\n        - {key: karpenter.k8s.aws/instance-generation, operator: Lt, values: [\"6\"]}",
+        );
         let e = load(&contradiction).unwrap_err();
         assert!(e.message.starts_with("contradictory requirements: "), "{e}");
     }
@@ -1468,16 +1347,10 @@ spec:
             value: String::new(),
             effect: Effect::NoSchedule,
         };
-        assert!(!crate::model::taints::blocks(
-            &unschedulable,
-            &ds.template.tolerations
-        ));
+        assert!(!crate::model::taints::blocks(&unschedulable, &ds.template.tolerations));
         let e = load(&yaml.replace("cpu: 100m", "cpu: 1x")).unwrap_err();
         assert_eq!(e.object, "DaemonSet kube-system/kube-proxy");
-        assert_eq!(
-            e.field,
-            "spec.template.spec.containers[0].resources.requests.cpu"
-        );
+        assert_eq!(e.field, "spec.template.spec.containers[0].resources.requests.cpu");
     }
 
     #[test]
@@ -1506,10 +1379,7 @@ spec:
             "{matchExpressions: [{key: team, operator: Like}]}",
         ))
         .unwrap_err();
-        assert_eq!(
-            e.field,
-            "spec.selector.podSelector.matchExpressions[0].operator"
-        );
+        assert_eq!(e.field, "spec.selector.podSelector.matchExpressions[0].operator");
     }
 
     #[test]
@@ -1540,38 +1410,20 @@ kind: NodePool
 metadata: {name: old}
 "#;
         let loaded = load(yaml).unwrap();
-        let keys: Vec<&str> = loaded
-            .snapshot
-            .pods
-            .iter()
-            .map(|p| p.key.as_str())
-            .collect();
+        let keys: Vec<&str> = loaded.snapshot.pods.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys, ["default/a", "default/b"]);
-        assert_eq!(
-            loaded.warnings[0],
-            "skipped Service default/x: not an input kind"
-        );
-        assert!(
-            loaded.warnings[1].starts_with("skipped NodePool old: apiVersion karpenter.sh/v1beta1")
-        );
+        assert_eq!(loaded.warnings[0], "skipped Service default/x: not an input kind");
+        assert!(loaded.warnings[1].starts_with("skipped NodePool old: apiVersion karpenter.sh/v1beta1"));
     }
 
     #[test]
     fn duplicates_are_errors() {
-        let pod =
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c}]}\n";
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c}]}\n";
         let e = load(&format!("{pod}---\n{pod}")).unwrap_err();
         assert_eq!(e.object, "Pod default/a");
         // Same name in another namespace is another pod.
         let other = pod.replace("{name: a}", "{name: a, namespace: ml}");
-        assert_eq!(
-            load(&format!("{pod}---\n{other}"))
-                .unwrap()
-                .snapshot
-                .pods
-                .len(),
-            2
-        );
+        assert_eq!(load(&format!("{pod}---\n{other}")).unwrap().snapshot.pods.len(), 2);
     }
 
     #[test]

@@ -61,8 +61,7 @@ pub struct PodAffinityTerm {
 impl PodAffinityTerm {
     /// Does the term select a pod in `namespace` with `labels`?
     pub fn selects(&self, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
-        (self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == namespace))
-            && self.selector.matches(labels)
+        (self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == namespace)) && self.selector.matches(labels)
     }
 }
 
@@ -169,19 +168,11 @@ impl PodInfo {
 
 /// Read a `v1.Pod`.
 pub fn pod_from_k8s(pod: &core::Pod) -> Result<PodInfo, ModelError> {
-    let namespace = pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let name = pod.metadata.name.clone().unwrap_or_default();
     let object = format!("Pod {namespace}/{name}");
     if name.is_empty() {
-        return Err(ModelError::new(
-            "Pod (unnamed)",
-            "metadata.name",
-            "a pod needs a name",
-        ));
+        return Err(ModelError::new("Pod (unnamed)", "metadata.name", "a pod needs a name"));
     }
     let spec = pod
         .spec
@@ -189,8 +180,7 @@ pub fn pod_from_k8s(pod: &core::Pod) -> Result<PodInfo, ModelError> {
         .ok_or_else(|| ModelError::new(&object, "spec", "missing"))?;
     let requests = effective_requests(&object, spec)?;
     let (node_affinity, preferred_node_affinity) = node_affinity(&object, spec)?;
-    let (pod_affinity, pod_anti_affinity, preferred_pod_anti_affinity) =
-        pod_affinities(&object, &namespace, spec)?;
+    let (pod_affinity, pod_anti_affinity, preferred_pod_anti_affinity) = pod_affinities(&object, &namespace, spec)?;
     Ok(PodInfo {
         key: format!("{namespace}/{name}"),
         labels: pod.metadata.labels.clone().unwrap_or_default(),
@@ -223,11 +213,7 @@ pub fn pod_from_k8s(pod: &core::Pod) -> Result<PodInfo, ModelError> {
     })
 }
 
-fn container_requests(
-    object: &str,
-    field: &str,
-    c: &core::Container,
-) -> Result<Resources, ModelError> {
+fn container_requests(object: &str, field: &str, c: &core::Container) -> Result<Resources, ModelError> {
     let res = c.resources.as_ref();
     let mut out = Resources::new();
     let limits = res.and_then(|r| r.limits.as_ref());
@@ -235,13 +221,8 @@ fn container_requests(
     // A resource with a limit but no request is requested at its limit, as the API server defaults it.
     for (source, map) in [("limits", limits), ("requests", requests)] {
         for (name, q) in map.into_iter().flatten() {
-            let value = Quantity::parse(&q.0).map_err(|e| {
-                ModelError::new(
-                    object,
-                    &format!("{field}.resources.{source}.{name}"),
-                    &e.to_string(),
-                )
-            })?;
+            let value = Quantity::parse(&q.0)
+                .map_err(|e| ModelError::new(object, &format!("{field}.resources.{source}.{name}"), &e.to_string()))?;
             if value < Quantity::ZERO {
                 return Err(ModelError::new(
                     object,
@@ -260,11 +241,7 @@ fn container_requests(
 pub fn effective_requests(object: &str, spec: &core::PodSpec) -> Result<Resources, ModelError> {
     let mut main = Resources::new();
     for (i, c) in spec.containers.iter().enumerate() {
-        main.add(&container_requests(
-            object,
-            &format!("spec.containers[{i}]"),
-            c,
-        )?);
+        main.add(&container_requests(object, &format!("spec.containers[{i}]"), c)?);
     }
     let mut sidecars = Resources::new();
     let mut init_peak = Resources::new();
@@ -279,37 +256,23 @@ pub fn effective_requests(object: &str, spec: &core::PodSpec) -> Result<Resource
     }
     let mut total = main.plus(&sidecars).max_each(&init_peak);
     for (name, q) in spec.overhead.iter().flatten() {
-        let value = Quantity::parse(&q.0).map_err(|e| {
-            ModelError::new(object, &format!("spec.overhead.{name}"), &e.to_string())
-        })?;
+        let value = Quantity::parse(&q.0)
+            .map_err(|e| ModelError::new(object, &format!("spec.overhead.{name}"), &e.to_string()))?;
         total.set(name, total.get(name) + value);
     }
     total.set(PODS, Quantity::from_units(1));
     Ok(total)
 }
 
-fn parse_term(
-    object: &str,
-    field: &str,
-    term: &core::NodeSelectorTerm,
-) -> Result<Requirements, ModelError> {
-    Requirements::from_term(term).map_err(|(i, e)| {
-        ModelError::new(
-            object,
-            &format!("{field}.matchExpressions[{i}]"),
-            &e.to_string(),
-        )
-    })
+fn parse_term(object: &str, field: &str, term: &core::NodeSelectorTerm) -> Result<Requirements, ModelError> {
+    Requirements::from_term(term)
+        .map_err(|(i, e)| ModelError::new(object, &format!("{field}.matchExpressions[{i}]"), &e.to_string()))
 }
 
 type NodeAffinities = (NodeAffinity, Vec<(i32, Requirements)>);
 
 fn node_affinity(object: &str, spec: &core::PodSpec) -> Result<NodeAffinities, ModelError> {
-    let Some(na) = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-    else {
+    let Some(na) = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref()) else {
         return Ok((NodeAffinity::default(), vec![]));
     };
     let mut required = NodeAffinity::default();
@@ -336,20 +299,15 @@ fn node_affinity(object: &str, spec: &core::PodSpec) -> Result<NodeAffinities, M
         .flatten()
         .enumerate()
     {
-        let field = format!(
-            "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[{i}].preference"
-        );
+        let field =
+            format!("spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[{i}].preference");
         preferred.push((p.weight, parse_term(object, &field, &p.preference)?));
     }
     Ok((required, preferred))
 }
 
 /// Convert a metav1 LabelSelector; a selector over pod labels keeps keys as written.
-pub fn label_selector(
-    object: &str,
-    field: &str,
-    sel: &meta::LabelSelector,
-) -> Result<LabelSelector, ModelError> {
+pub fn label_selector(object: &str, field: &str, sel: &meta::LabelSelector) -> Result<LabelSelector, ModelError> {
     let mut requirements: Vec<Requirement> = sel
         .match_labels
         .iter()
@@ -362,10 +320,7 @@ pub fn label_selector(
         .collect();
     for (i, e) in sel.match_expressions.iter().flatten().enumerate() {
         let values = e.values.clone().unwrap_or_default();
-        if !matches!(
-            e.operator.as_str(),
-            "In" | "NotIn" | "Exists" | "DoesNotExist"
-        ) {
+        if !matches!(e.operator.as_str(), "In" | "NotIn" | "Exists" | "DoesNotExist") {
             return Err(ModelError::new(
                 object,
                 &format!("{field}.matchExpressions[{i}].operator"),
@@ -375,13 +330,8 @@ pub fn label_selector(
                 ),
             ));
         }
-        let mut r = Requirement::new(&e.key, &e.operator, &values).map_err(|err| {
-            ModelError::new(
-                object,
-                &format!("{field}.matchExpressions[{i}]"),
-                &err.to_string(),
-            )
-        })?;
+        let mut r = Requirement::new(&e.key, &e.operator, &values)
+            .map_err(|err| ModelError::new(object, &format!("{field}.matchExpressions[{i}]"), &err.to_string()))?;
         r.key = e.key.clone();
         requirements.push(r);
     }
@@ -389,11 +339,7 @@ pub fn label_selector(
     Ok(LabelSelector { requirements })
 }
 
-type PodAffinities = (
-    Vec<PodAffinityTerm>,
-    Vec<PodAffinityTerm>,
-    Vec<(i32, PodAffinityTerm)>,
-);
+type PodAffinities = (Vec<PodAffinityTerm>, Vec<PodAffinityTerm>, Vec<(i32, PodAffinityTerm)>);
 
 fn affinity_term(
     object: &str,
@@ -435,11 +381,7 @@ fn affinity_term(
     })
 }
 
-fn pod_affinities(
-    object: &str,
-    namespace: &str,
-    spec: &core::PodSpec,
-) -> Result<PodAffinities, ModelError> {
+fn pod_affinities(object: &str, namespace: &str, spec: &core::PodSpec) -> Result<PodAffinities, ModelError> {
     let mut affinity = vec![];
     let mut anti = vec![];
     let mut preferred_anti = vec![];
@@ -454,8 +396,7 @@ fn pod_affinities(
             .flatten()
             .enumerate()
         {
-            let field =
-                format!("{base}.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[{i}]");
+            let field = format!("{base}.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[{i}]");
             affinity.push(affinity_term(object, &field, namespace, t)?);
         }
     }
@@ -466,9 +407,7 @@ fn pod_affinities(
             .flatten()
             .enumerate()
         {
-            let field = format!(
-                "{base}.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[{i}]"
-            );
+            let field = format!("{base}.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[{i}]");
             anti.push(affinity_term(object, &field, namespace, t)?);
         }
         for (i, w) in pa
@@ -477,9 +416,8 @@ fn pod_affinities(
             .flatten()
             .enumerate()
         {
-            let field = format!(
-                "{base}.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[{i}].podAffinityTerm"
-            );
+            let field =
+                format!("{base}.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution[{i}].podAffinityTerm");
             preferred_anti.push((
                 w.weight,
                 affinity_term(object, &field, namespace, &w.pod_affinity_term)?,
@@ -526,10 +464,7 @@ pub fn tolerations(object: &str, list: &[core::Toleration]) -> Result<Vec<Tolera
 }
 
 fn host_ports(spec: &core::PodSpec) -> Vec<HostPort> {
-    let containers = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten());
+    let containers = spec.containers.iter().chain(spec.init_containers.iter().flatten());
     let mut out: Vec<HostPort> = containers
         .flat_map(|c| c.ports.iter().flatten())
         .filter_map(|p| {
@@ -551,12 +486,7 @@ fn spread_constraints(
     spec: &core::PodSpec,
 ) -> Result<Vec<SpreadConstraint>, ModelError> {
     let mut out = vec![];
-    for (i, c) in spec
-        .topology_spread_constraints
-        .iter()
-        .flatten()
-        .enumerate()
-    {
+    for (i, c) in spec.topology_spread_constraints.iter().flatten().enumerate() {
         let field = format!("spec.topologySpreadConstraints[{i}]");
         if c.max_skew < 1 {
             return Err(ModelError::new(

@@ -166,16 +166,12 @@ fn parse_quantity(text: &str) -> Result<Quantity, QuantityError> {
     let int_value: i128 = if int_part.is_empty() {
         0
     } else {
-        int_part
-            .parse()
-            .map_err(|_| err(text, "the number is malformed"))?
+        int_part.parse().map_err(|_| err(text, "the number is malformed"))?
     };
     let frac_value: i128 = if frac_part.is_empty() {
         0
     } else {
-        frac_part
-            .parse()
-            .map_err(|_| err(text, "the number is malformed"))?
+        frac_part.parse().map_err(|_| err(text, "the number is malformed"))?
     };
     let mantissa = int_value
         .checked_mul(scale)
@@ -305,9 +301,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_input() {
-        for bad in [
-            "", "abc", "1.2.3", "1Zi", "1e", "1ee3", "--1", "1e99", "m", "1 Gi",
-        ] {
+        for bad in ["", "abc", "1.2.3", "1Zi", "1e", "1ee3", "--1", "1e99", "m", "1 Gi"] {
             assert!(bad.parse::<Quantity>().is_err(), "{bad:?} should fail");
         }
         let e = "12x".parse::<Quantity>().unwrap_err();

@@ -120,12 +120,10 @@ impl Requirement {
     fn validate(&self) -> Result<(), RequirementError> {
         let op = self.op_name();
         match self.op {
-            Operator::In | Operator::NotIn if self.values.is_empty() => {
-                Err(RequirementError::NoValues {
-                    op,
-                    key: self.key.clone(),
-                })
-            }
+            Operator::In | Operator::NotIn if self.values.is_empty() => Err(RequirementError::NoValues {
+                op,
+                key: self.key.clone(),
+            }),
             Operator::Exists | Operator::DoesNotExist if !self.values.is_empty() => {
                 Err(RequirementError::UnexpectedValues {
                     op,
@@ -133,9 +131,7 @@ impl Requirement {
                     values: self.values.clone(),
                 })
             }
-            Operator::Gt | Operator::Lt
-                if self.values.len() != 1 || self.values[0].parse::<i64>().is_err() =>
-            {
+            Operator::Gt | Operator::Lt if self.values.len() != 1 || self.values[0].parse::<i64>().is_err() => {
                 Err(RequirementError::NotAnInteger {
                     op,
                     key: self.key.clone(),
@@ -203,38 +199,26 @@ impl Requirements {
 
     /// Requirements from a nodeSelector map (each pair is `key In [value]`).
     pub fn from_selector(selector: &BTreeMap<String, String>) -> Self {
-        Requirements(
-            selector
-                .iter()
-                .map(|(k, v)| Requirement::equals(k, v))
-                .collect(),
-        )
+        Requirements(selector.iter().map(|(k, v)| Requirement::equals(k, v)).collect())
     }
 
     /// Parse a Kubernetes node selector term (matchExpressions and matchFields on metadata.name).
     pub fn from_term(term: &NodeSelectorTerm) -> Result<Self, (usize, RequirementError)> {
         let exprs = term.match_expressions.iter().flatten();
-        let fields = term
-            .match_fields
-            .iter()
-            .flatten()
-            .map(|f| NodeSelectorRequirement {
-                key: if f.key == "metadata.name" {
-                    super::labels::HOSTNAME.to_string()
-                } else {
-                    f.key.clone()
-                },
-                operator: f.operator.clone(),
-                values: f.values.clone(),
-            });
+        let fields = term.match_fields.iter().flatten().map(|f| NodeSelectorRequirement {
+            key: if f.key == "metadata.name" {
+                super::labels::HOSTNAME.to_string()
+            } else {
+                f.key.clone()
+            },
+            operator: f.operator.clone(),
+            values: f.values.clone(),
+        });
         let reqs = exprs
             .cloned()
             .chain(fields)
             .enumerate()
-            .map(|(i, r)| {
-                Requirement::new(&r.key, &r.operator, r.values.as_deref().unwrap_or(&[]))
-                    .map_err(|e| (i, e))
-            })
+            .map(|(i, r)| Requirement::new(&r.key, &r.operator, r.values.as_deref().unwrap_or(&[])).map_err(|e| (i, e)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Requirements(reqs))
     }
@@ -302,10 +286,7 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn req(key: &str, op: &str, values: &[&str]) -> Requirement {

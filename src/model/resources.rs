@@ -31,9 +31,7 @@ impl Resources {
     }
 
     /// Parse a Kubernetes resource list whose values are quantity strings.
-    pub fn parse<'a>(
-        items: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<Self, (String, QuantityError)> {
+    pub fn parse<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, (String, QuantityError)> {
         let mut out = Resources::new();
         for (name, value) in items {
             let q = Quantity::parse(value).map_err(|e| (name.to_string(), e))?;
@@ -100,9 +98,7 @@ impl Resources {
 
     /// True when every requested resource is available in `capacity`.
     pub fn fits_in(&self, capacity: &Resources) -> bool {
-        self.0
-            .iter()
-            .all(|(k, v)| v.is_zero() || *v <= capacity.get(k))
+        self.0.iter().all(|(k, v)| v.is_zero() || *v <= capacity.get(k))
     }
 
     /// The resources of `self` that exceed `capacity`, by name.
@@ -125,10 +121,7 @@ impl Resources {
 
     /// Convert to the string map Kubernetes objects use.
     pub fn to_strings(&self) -> BTreeMap<String, String> {
-        self.0
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect()
+        self.0.iter().map(|(k, v)| (k.clone(), v.to_string())).collect()
     }
 
     /// True when the resource is an accelerator (GPU, MIG slice, Neuron device).
@@ -160,10 +153,7 @@ mod tests {
         let gpu = Resources::parse([("nvidia.com/gpu", "1")]).unwrap();
         assert!(small.fits_in(&cap));
         assert!(!gpu.fits_in(&cap));
-        assert_eq!(
-            gpu.exceeding(&cap).collect::<Vec<_>>(),
-            vec!["nvidia.com/gpu"]
-        );
+        assert_eq!(gpu.exceeding(&cap).collect::<Vec<_>>(), vec!["nvidia.com/gpu"]);
         let zero_gpu = Resources::parse([("nvidia.com/gpu", "0")]).unwrap();
         assert!(zero_gpu.fits_in(&cap));
     }

@@ -89,10 +89,7 @@ impl Budget {
     /// Is `pod` in this budget's scope?
     pub fn covers(&self, pod: &PodInfo) -> bool {
         (self.namespaces.is_empty() || self.namespaces.contains(&pod.namespace))
-            && self
-                .selector
-                .as_ref()
-                .is_none_or(|s| s.matches(&pod.labels))
+            && self.selector.as_ref().is_none_or(|s| s.matches(&pod.labels))
     }
 }
 
@@ -122,8 +119,6 @@ impl Snapshot {
 
     /// Pods bound to `node`.
     pub fn pods_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a PodInfo> + 'a {
-        self.pods
-            .iter()
-            .filter(move |p| p.node_name.as_deref() == Some(node))
+        self.pods.iter().filter(move |p| p.node_name.as_deref() == Some(node))
     }
 }

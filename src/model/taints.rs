@@ -74,9 +74,9 @@ pub fn first_blocking<'a>(taints: &'a [Taint], tolerations: &[Toleration]) -> Op
 
 /// True when some PreferNoSchedule taint is not tolerated (the placement is allowed but not preferred).
 pub fn prefers_not(taints: &[Taint], tolerations: &[Toleration]) -> bool {
-    taints.iter().any(|t| {
-        t.effect == Effect::PreferNoSchedule && !tolerations.iter().any(|tol| tol.tolerates(t))
-    })
+    taints
+        .iter()
+        .any(|t| t.effect == Effect::PreferNoSchedule && !tolerations.iter().any(|tol| tol.tolerates(t)))
 }
 
 #[cfg(test)]
@@ -120,9 +120,6 @@ mod tests {
         assert!(!wrong_effect.tolerates(&gpu));
         assert!(blocks(&gpu, &[]));
         assert!(!blocks(&taint("x", "", Effect::PreferNoSchedule), &[]));
-        assert!(prefers_not(
-            &[taint("x", "", Effect::PreferNoSchedule)],
-            &[]
-        ));
+        assert!(prefers_not(&[taint("x", "", Effect::PreferNoSchedule)], &[]));
     }
 }

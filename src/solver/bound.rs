@@ -22,7 +22,9 @@ pub fn lower_bound(problem: &Problem, assignment: &Assignment) -> f64 {
     let clique = greedy_clique(problem);
     let dims = problem.dims.len() + 1;
     let weights = weight_grid(dims);
-    let new_kinds: Vec<usize> = (0..problem.kinds.len()).filter(|&k| !problem.kinds[k].is_existing()).collect();
+    let new_kinds: Vec<usize> = (0..problem.kinds.len())
+        .filter(|&k| !problem.kinds[k].is_existing())
+        .collect();
     let mut rho = vec![0.0f64; dims];
     for &k in &new_kinds {
         let kind = &problem.kinds[k];
@@ -59,7 +61,13 @@ pub fn lower_bound(problem: &Problem, assignment: &Assignment) -> f64 {
                         .req
                         .iter()
                         .zip(&kind.cap)
-                        .map(|(r, cap)| if *cap > 0 { kind.price * *r as f64 / *cap as f64 } else { 0.0 })
+                        .map(|(r, cap)| {
+                            if *cap > 0 {
+                                kind.price * *r as f64 / *cap as f64
+                            } else {
+                                0.0
+                            }
+                        })
                         .collect();
                     v.push(if clique.contains(&c) { kind.price } else { 0.0 });
                     v
@@ -67,7 +75,11 @@ pub fn lower_bound(problem: &Problem, assignment: &Assignment) -> f64 {
                 .collect()
         })
         .collect();
-    let has_existing: Vec<bool> = problem.classes.iter().map(|c| c.kinds.iter().any(|&k| problem.kinds[k].is_existing())).collect();
+    let has_existing: Vec<bool> = problem
+        .classes
+        .iter()
+        .map(|c| c.kinds.iter().any(|&k| problem.kinds[k].is_existing()))
+        .collect();
     let mut best = 0.0f64;
     for w in &weights {
         let mut total = 0.0;
@@ -93,7 +105,9 @@ pub fn lower_bound(problem: &Problem, assignment: &Assignment) -> f64 {
 /// A set of classes that pairwise conflict (each with itself too): a node holds at most one
 /// unit of the whole set.
 fn greedy_clique(problem: &Problem) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..problem.classes.len()).filter(|&c| problem.classes[c].conflicts.contains(&c)).collect();
+    let mut order: Vec<usize> = (0..problem.classes.len())
+        .filter(|&c| problem.classes[c].conflicts.contains(&c))
+        .collect();
     order.sort_by_key(|&c| std::cmp::Reverse(problem.classes[c].demand));
     let mut clique: Vec<usize> = vec![];
     for c in order {

@@ -68,7 +68,10 @@ pub fn complete(problem: &Problem, seeds: Vec<Bin>, demand: Vec<u32>) -> Assignm
         .collect();
     for mut node in seeds {
         cheapen(problem, &mut ledger, &mut node);
-        match open.iter_mut().find(|n| n.candidates == [node.best] && problem.kinds[node.best].is_existing()) {
+        match open
+            .iter_mut()
+            .find(|n| n.candidates == [node.best] && problem.kinds[node.best].is_existing())
+        {
             Some(slot) => *slot = node,
             None => open.push(node),
         }
@@ -121,7 +124,9 @@ fn seed_node(problem: &Problem, ledger: &mut Ledger, seed: Bin) -> OpenNode {
             .into_iter()
             .filter(|&k| problem.kinds[k].pool == kind.pool && !problem.kinds[k].is_existing())
             .filter(|&k| {
-                seed.counts.iter().all(|&(c, _)| problem.classes[c].kinds.binary_search(&k).is_ok())
+                seed.counts
+                    .iter()
+                    .all(|&(c, _)| problem.classes[c].kinds.binary_search(&k).is_ok())
                     && super::problem::fits(&used, &problem.kinds[k].cap)
             })
             .collect();
@@ -180,7 +185,9 @@ fn try_open_nodes(
             node.candidates
                 .iter()
                 .copied()
-                .filter(|&k| class.kinds.binary_search(&k).is_ok() && super::problem::fits(&used, &problem.kinds[k].cap))
+                .filter(|&k| {
+                    class.kinds.binary_search(&k).is_ok() && super::problem::fits(&used, &problem.kinds[k].cap)
+                })
                 .collect()
         } else {
             vec![]
@@ -211,7 +218,13 @@ fn try_open_nodes(
     false
 }
 
-fn open_new_node(problem: &Problem, ledger: &mut Ledger, open: &mut Vec<OpenNode>, c: usize, reason: &mut Option<String>) -> bool {
+fn open_new_node(
+    problem: &Problem,
+    ledger: &mut Ledger,
+    open: &mut Vec<OpenNode>,
+    c: usize,
+    reason: &mut Option<String>,
+) -> bool {
     let class = &problem.classes[c];
     for pool in 0..problem.pools.len() {
         let candidates: Vec<usize> = class
@@ -225,7 +238,11 @@ fn open_new_node(problem: &Problem, ledger: &mut Ledger, open: &mut Vec<OpenNode
         let within: Vec<usize> = candidates
             .iter()
             .copied()
-            .filter(|&k| problem.check_swap(ledger, &Contribution::default(), &problem.contribution(k, &[(c, 1)])).is_ok())
+            .filter(|&k| {
+                problem
+                    .check_swap(ledger, &Contribution::default(), &problem.contribution(k, &[(c, 1)]))
+                    .is_ok()
+            })
             .collect();
         let Some(best) = within.iter().copied().min_by(|&a, &b| problem.kind_order(a, b)) else {
             // Report the nearest miss: the cheapest type the pool could have launched.
@@ -258,8 +275,10 @@ fn open_new_node(problem: &Problem, ledger: &mut Ledger, open: &mut Vec<OpenNode
 /// enough, unplace pods from spot nodes.
 pub fn enforce_mix(problem: &Problem, assignment: &mut Assignment, ledger: &mut Ledger) {
     for _ in 0..problem.pools.len() + 1 {
+        // The mix binds a pool the plan launches nodes in; a pool that was already short and
+        // gets no new node is left alone (nothing launched could fix it).
         let shortfalls = problem.mix_shortfalls(&assignment.bins);
-        let Some(&(pool, _, _)) = shortfalls.first() else {
+        let Some(&(pool, _, _)) = shortfalls.iter().find(|s| launches_in(problem, &assignment.bins, s.0)) else {
             return;
         };
         let mut options: Vec<(f64, usize, usize)> = vec![];
@@ -268,13 +287,17 @@ pub fn enforce_mix(problem: &Problem, assignment: &mut Assignment, ledger: &mut 
             if k.pool != Some(pool) || k.is_existing() || k.capacity_type != CapacityType::Spot {
                 continue;
             }
-            let od = problem.classes[b.counts[0].0]
-                .kinds
-                .iter()
-                .copied()
-                .filter(|&x| problem.kinds[x].pool == Some(pool) && !problem.kinds[x].is_existing() && problem.kinds[x].capacity_type == CapacityType::OnDemand);
+            let od = problem.classes[b.counts[0].0].kinds.iter().copied().filter(|&x| {
+                problem.kinds[x].pool == Some(pool)
+                    && !problem.kinds[x].is_existing()
+                    && problem.kinds[x].capacity_type == CapacityType::OnDemand
+            });
             if let Some(new_kind) = problem.cheapest_fit(od, &b.counts) {
-                let cpu: f64 = b.counts.iter().map(|&(c, n)| problem.classes[c].cpu_cores * n as f64).sum();
+                let cpu: f64 = b
+                    .counts
+                    .iter()
+                    .map(|&(c, n)| problem.classes[c].cpu_cores * n as f64)
+                    .sum();
                 let extra = problem.kinds[new_kind].cost - k.cost;
                 options.push((extra / cpu.max(1e-9), i, new_kind));
             }
@@ -296,8 +319,18 @@ pub fn enforce_mix(problem: &Problem, assignment: &mut Assignment, ledger: &mut 
     }
 }
 
+/// True when `bins` include a new node of `pool`.
+fn launches_in(problem: &Problem, bins: &[Bin], pool: usize) -> bool {
+    bins.iter()
+        .any(|b| problem.kinds[b.kind].pool == Some(pool) && !problem.kinds[b.kind].is_existing())
+}
+
 fn unplace_spot_until_mix(problem: &Problem, assignment: &mut Assignment, ledger: &mut Ledger, pool: usize) {
-    while let Some(&(_, od, total)) = problem.mix_shortfalls(&assignment.bins).iter().find(|s| s.0 == pool) {
+    while let Some(&(_, od, total)) = problem
+        .mix_shortfalls(&assignment.bins)
+        .iter()
+        .find(|s| s.0 == pool && launches_in(problem, &assignment.bins, pool))
+    {
         // New spot nodes go first; then pending pods placed on the pool's existing spot nodes,
         // which count towards the mix as well.
         let spot_bin = |existing: bool| {
@@ -306,7 +339,15 @@ fn unplace_spot_until_mix(problem: &Problem, assignment: &mut Assignment, ledger
                 k.pool == Some(pool) && k.is_existing() == existing && k.capacity_type == CapacityType::Spot
             })
         };
-        let Some(i) = spot_bin(false).or_else(|| spot_bin(true)) else {
+        // A pool whose running nodes already miss the mix by more than its new on-demand nodes
+        // make up launches nothing at all.
+        let new_bin = || {
+            assignment
+                .bins
+                .iter()
+                .rposition(|b| problem.kinds[b.kind].pool == Some(pool) && !problem.kinds[b.kind].is_existing())
+        };
+        let Some(i) = spot_bin(false).or_else(|| spot_bin(true)).or_else(new_bin) else {
             return;
         };
         let bin = assignment.bins.remove(i);

@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use good_lp::solvers::highs::{HighsProblem, highs};
 use good_lp::{
-    Constraint, DualValues, Expression, ProblemVariables, Solution, SolutionWithDual, SolverModel,
-    Variable, WithInitialSolution, variable,
+    Constraint, DualValues, Expression, ProblemVariables, Solution, SolutionWithDual, SolverModel, Variable,
+    WithInitialSolution, variable,
 };
 
 use super::ffd;
@@ -81,18 +81,18 @@ pub fn optimise(problem: &Problem, baseline: &Assignment, deadline: Instant, mip
     let mut best = candidate_from_rounding(problem, &columns[..lp_columns], &lp_x);
     if mip && Instant::now() < deadline {
         let warm = warm_start(problem, &columns, baseline);
-        let tm = Instant::now();
-        let res = solve_master(problem, &columns, true, Some(warm), deadline);
-        eprintln!("DBG mip took {:?} cols {}", tm.elapsed(), columns.len());
-        if let Some(master) = res {
-            eprintln!("DBG mip done {:?} status", std::time::Instant::now());
+        if let Some(master) = solve_master(problem, &columns, true, Some(warm), deadline) {
             let from_mip = assignment_from_integer(problem, &columns, &master.values);
             if better(problem, &from_mip, &best) {
                 best = from_mip;
             }
         }
     }
-    if better(problem, &best, baseline) { best } else { baseline.clone() }
+    if better(problem, &best, baseline) {
+        best
+    } else {
+        baseline.clone()
+    }
 }
 
 /// Karpenter tries NodePools by weight: a class may use the highest-weight pools that can take
@@ -150,7 +150,12 @@ fn initial_columns(problem: &Problem, baseline: &Assignment) -> Vec<Column> {
             .iter()
             .copied()
             .filter(|&k| !problem.kinds[k].is_existing())
-            .map(|k| (k, max_units(problem, k, &vec![0; problem.dims.len()], &[], c, class.demand)))
+            .map(|k| {
+                (
+                    k,
+                    max_units(problem, k, &vec![0; problem.dims.len()], &[], c, class.demand),
+                )
+            })
             .filter(|(_, n)| *n > 0)
             .min_by(|a, b| {
                 let ca = problem.kinds[a.0].cost / a.1 as f64;
@@ -170,7 +175,14 @@ fn initial_columns(problem: &Problem, baseline: &Assignment) -> Vec<Column> {
 }
 
 /// How many units of `class` (at most `upper`) a node of `kind` holding `counts` can still take.
-pub(crate) fn max_units(problem: &Problem, kind: usize, used: &[i64], counts: &[(usize, u32)], class: usize, upper: u32) -> u32 {
+pub(crate) fn max_units(
+    problem: &Problem,
+    kind: usize,
+    used: &[i64],
+    counts: &[(usize, u32)],
+    class: usize,
+    upper: u32,
+) -> u32 {
     let c = &problem.classes[class];
     if c.kinds.binary_search(&kind).is_err() {
         return 0;
@@ -233,7 +245,11 @@ struct Rows {
 fn build_rows(problem: &Problem, columns: &[Column], x: &[Variable], slack: &[Variable]) -> Rows {
     let mut cover: Vec<Expression> = slack.iter().map(|s| Expression::from(*s)).collect();
     let mut existing: Vec<(usize, Expression)> = vec![];
-    let mut limits: Vec<Vec<Expression>> = problem.pools.iter().map(|p| vec![Expression::from(0.0); p.limit_names.len()]).collect();
+    let mut limits: Vec<Vec<Expression>> = problem
+        .pools
+        .iter()
+        .map(|p| vec![Expression::from(0.0); p.limit_names.len()])
+        .collect();
     let mut pool_budget: Vec<Expression> = vec![Expression::from(0.0); problem.pools.len()];
     let mut budgets: Vec<Expression> = vec![Expression::from(0.0); problem.budgets.len()];
     let mut mix: Vec<Expression> = vec![Expression::from(0.0); problem.pools.len()];
@@ -261,8 +277,16 @@ fn build_rows(problem: &Problem, columns: &[Column], x: &[Variable], slack: &[Va
         if let Some(p) = kind.pool {
             let m = problem.pools[p].min_on_demand;
             if m > 0.0 {
-                let cpu: f64 = col.counts.iter().map(|&(c, n)| problem.classes[c].cpu_cores * n as f64).sum();
-                let od = if kind.capacity_type == crate::catalog::CapacityType::OnDemand { 1.0 } else { 0.0 };
+                let cpu: f64 = col
+                    .counts
+                    .iter()
+                    .map(|&(c, n)| problem.classes[c].cpu_cores * n as f64)
+                    .sum();
+                let od = if kind.capacity_type == crate::catalog::CapacityType::OnDemand {
+                    1.0
+                } else {
+                    0.0
+                };
                 mix[p].add_mul((od - m) * cpu, var);
             }
         }
@@ -286,7 +310,8 @@ fn build_rows(problem: &Problem, columns: &[Column], x: &[Variable], slack: &[Va
             rows.limits.push((p, j, e.leq(pool.limit_left[j].max(0) as f64)));
         }
         if let Some(left) = pool.budget_left {
-            rows.pool_budget.push((p, std::mem::take(&mut pool_budget[p]).leq(left.max(0.0))));
+            rows.pool_budget
+                .push((p, std::mem::take(&mut pool_budget[p]).leq(left.max(0.0))));
         }
         if pool.min_on_demand > 0.0 {
             let rhs = pool.min_on_demand * pool.cpu_existing - pool.od_cpu_existing;
@@ -294,7 +319,10 @@ fn build_rows(problem: &Problem, columns: &[Column], x: &[Variable], slack: &[Va
         }
     }
     for (b, budget) in problem.budgets.iter().enumerate() {
-        rows.budgets.push((b, std::mem::take(&mut budgets[b]).leq((budget.cap - budget.used).max(0.0))));
+        rows.budgets.push((
+            b,
+            std::mem::take(&mut budgets[b]).leq((budget.cap - budget.used).max(0.0)),
+        ));
     }
     rows
 }
@@ -306,10 +334,21 @@ fn solve_master(
     warm: Option<Vec<f64>>,
     deadline: Instant,
 ) -> Option<MasterSolution> {
+    if columns.is_empty() && problem.classes.is_empty() {
+        // Nothing to decide (every pending pod was rejected up front); HiGHS refuses an empty
+        // start solution.
+        return None;
+    }
     let mut vars = ProblemVariables::new();
     let x: Vec<Variable> = columns
         .iter()
-        .map(|_| vars.add(if integer { variable().integer().min(0) } else { variable().min(0) }))
+        .map(|_| {
+            vars.add(if integer {
+                variable().integer().min(0)
+            } else {
+                variable().min(0)
+            })
+        })
         .collect();
     let slack: Vec<Variable> = problem
         .classes
@@ -328,7 +367,10 @@ fn solve_master(
         obj.add_mul(*p, s);
     }
     let rows = build_rows(problem, columns, &x, &slack);
-    let seconds = deadline.saturating_duration_since(Instant::now()).as_secs_f64().max(0.05);
+    let seconds = deadline
+        .saturating_duration_since(Instant::now())
+        .as_secs_f64()
+        .max(0.05);
     let mut model: HighsProblem = vars
         .minimise(obj)
         .using(highs)
@@ -340,17 +382,37 @@ fn solve_master(
         // HiGHS (1.16) can lose the objective offset of columns its MIP presolve fixes when it
         // maps a start solution into the reduced space, and then stops at the start claiming
         // optimality. The start is kept (it guarantees an incumbent), presolve is not.
-        if std::env::var("PRE").is_err() { model = model.set_option("presolve", "off"); }
+        model = model.set_option("presolve", "off");
         let pairs: Vec<(Variable, f64)> = x.iter().copied().zip(w.iter().copied()).collect();
         let slack_pairs: Vec<(Variable, f64)> = slack.iter().copied().zip(w[x.len()..].iter().copied()).collect();
         model = model.with_initial_solution(pairs.into_iter().chain(slack_pairs));
     }
     let cover: Vec<_> = rows.cover.into_iter().map(|c| model.add_constraint(c)).collect();
-    let existing: Vec<_> = rows.existing.into_iter().map(|(k, c)| (k, model.add_constraint(c))).collect();
-    let limits: Vec<_> = rows.limits.into_iter().map(|(p, j, c)| (p, j, model.add_constraint(c))).collect();
-    let pool_budget: Vec<_> = rows.pool_budget.into_iter().map(|(p, c)| (p, model.add_constraint(c))).collect();
-    let budgets: Vec<_> = rows.budgets.into_iter().map(|(b, c)| (b, model.add_constraint(c))).collect();
-    let mix: Vec<_> = rows.mix.into_iter().map(|(p, c)| (p, model.add_constraint(c))).collect();
+    let existing: Vec<_> = rows
+        .existing
+        .into_iter()
+        .map(|(k, c)| (k, model.add_constraint(c)))
+        .collect();
+    let limits: Vec<_> = rows
+        .limits
+        .into_iter()
+        .map(|(p, j, c)| (p, j, model.add_constraint(c)))
+        .collect();
+    let pool_budget: Vec<_> = rows
+        .pool_budget
+        .into_iter()
+        .map(|(p, c)| (p, model.add_constraint(c)))
+        .collect();
+    let budgets: Vec<_> = rows
+        .budgets
+        .into_iter()
+        .map(|(b, c)| (b, model.add_constraint(c)))
+        .collect();
+    let mix: Vec<_> = rows
+        .mix
+        .into_iter()
+        .map(|(p, c)| (p, model.add_constraint(c)))
+        .collect();
     let mut solution = model.solve().ok()?;
     let values: Vec<f64> = x.iter().chain(&slack).map(|v| solution.value(*v)).collect();
     let mut duals = Duals::default();
@@ -419,7 +481,11 @@ fn price(problem: &Problem, duals: &Duals, deadline: Instant) -> Vec<Column> {
                 if let Some(p) = kind.pool {
                     let m = problem.pools[p].min_on_demand;
                     if m > 0.0 {
-                        let od = if kind.capacity_type == crate::catalog::CapacityType::OnDemand { 1.0 } else { 0.0 };
+                        let od = if kind.capacity_type == crate::catalog::CapacityType::OnDemand {
+                            1.0
+                        } else {
+                            0.0
+                        };
                         v += duals.mix[p] * (od - m) * class.cpu_cores;
                     }
                 }
@@ -435,7 +501,10 @@ fn price(problem: &Problem, duals: &Duals, deadline: Instant) -> Vec<Column> {
             let mut order = profit.clone();
             let size = |c: usize| -> (f64, f64) {
                 let req = &problem.classes[c].req;
-                let fracs = req.iter().zip(&kind.cap).map(|(r, cap)| if *cap > 0 { *r as f64 / *cap as f64 } else { 0.0 });
+                let fracs = req
+                    .iter()
+                    .zip(&kind.cap)
+                    .map(|(r, cap)| if *cap > 0 { *r as f64 / *cap as f64 } else { 0.0 });
                 let max = fracs.clone().fold(0.0, f64::max);
                 let sum: f64 = fracs.sum();
                 (max.max(1e-12), sum.max(1e-12))
@@ -486,7 +555,9 @@ fn candidate_from_rounding(problem: &Problem, columns: &[Column], lp_x: &[f64]) 
 fn assignment_from_integer(problem: &Problem, columns: &[Column], values: &[f64]) -> Assignment {
     let mut remaining: Vec<u32> = problem.classes.iter().map(|c| c.demand).collect();
     let mut seeds: Vec<Bin> = vec![];
-    let mut order: Vec<usize> = (0..columns.len()).filter(|&i| values.get(i).copied().unwrap_or(0.0) > 0.5).collect();
+    let mut order: Vec<usize> = (0..columns.len())
+        .filter(|&i| values.get(i).copied().unwrap_or(0.0) > 0.5)
+        .collect();
     order.sort_by(|&a, &b| problem.kind_order(columns[a].kind, columns[b].kind).then(a.cmp(&b)));
     for i in order {
         let copies = (values[i] + 1e-6).floor() as u32;
@@ -559,5 +630,6 @@ fn better_or_equal(problem: &Problem, a: &Assignment, baseline: &Assignment) -> 
     if pa != pb {
         return true;
     }
-    list_cost(problem, a) <= list_cost(problem, baseline) + 1e-9 && objective(problem, a) <= objective(problem, baseline) + 1e-9
+    list_cost(problem, a) <= list_cost(problem, baseline) + 1e-9
+        && objective(problem, a) <= objective(problem, baseline) + 1e-9
 }

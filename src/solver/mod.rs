@@ -66,7 +66,11 @@ pub fn plan(snapshot: &Snapshot, catalog: &Catalog, options: &PlanOptions) -> Pl
     };
     let base = plan_once(snapshot, catalog, options, start, start + options.time_limit / 2);
     let preferred = plan_once(&strict, catalog, options, start, start + options.time_limit);
-    let mut chosen = if preferences::costs_nothing(&base, &preferred) { preferred } else { base.clone() };
+    let mut chosen = if preferences::costs_nothing(&base, &preferred) {
+        preferred
+    } else {
+        base.clone()
+    };
     // The bound of the plan without preferences holds for every plan placing those pods.
     chosen.lower_bound = base.lower_bound;
     if chosen.solver.status == "optimal" && chosen.hourly_cost > chosen.lower_bound + 1e-6 {
@@ -101,7 +105,11 @@ fn plan_once(snapshot: &Snapshot, catalog: &Catalog, options: &PlanOptions, star
     let (node_claims, existing_nodes, unschedulable) = plan::materialize(&problem, snapshot, &assignment);
     let hourly_cost = plan::list_cost(&problem, &assignment);
     let lower_bound = bound::lower_bound(&problem, &assignment);
-    let status = if status != "fallback" && hourly_cost <= lower_bound + 1e-6 { "optimal".to_string() } else { status };
+    let status = if status != "fallback" && hourly_cost <= lower_bound + 1e-6 {
+        "optimal".to_string()
+    } else {
+        status
+    };
     Plan {
         node_claims,
         existing_nodes,

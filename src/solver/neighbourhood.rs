@@ -49,16 +49,19 @@ fn neighbourhoods(problem: &Problem, assignment: &Assignment, offset: usize) -> 
         .filter(|&i| !problem.kinds[assignment.bins[i].kind].is_existing())
         .collect();
     order.sort_by(|&a, &b| {
-        let (ka, kb) = (&problem.kinds[assignment.bins[a].kind], &problem.kinds[assignment.bins[b].kind]);
+        let (ka, kb) = (
+            &problem.kinds[assignment.bins[a].kind],
+            &problem.kinds[assignment.bins[b].kind],
+        );
         (ka.pool, &ka.zone, ka.capacity_type, a).cmp(&(kb.pool, &kb.zone, kb.capacity_type, b))
     });
     let mut groups: Vec<Vec<usize>> = vec![];
     let mut current: Vec<usize> = vec![];
     let skip = offset.min(order.len());
     for &i in order.iter().skip(skip).chain(order.iter().take(skip)) {
-        let same_pool = current
-            .first()
-            .is_none_or(|&f| problem.kinds[assignment.bins[f].kind].pool == problem.kinds[assignment.bins[i].kind].pool);
+        let same_pool = current.first().is_none_or(|&f| {
+            problem.kinds[assignment.bins[f].kind].pool == problem.kinds[assignment.bins[i].kind].pool
+        });
         if !same_pool || current.len() == NEIGHBOURHOOD {
             groups.push(std::mem::take(&mut current));
         }
@@ -79,7 +82,13 @@ fn resolve(problem: &Problem, assignment: &Assignment, group: &[usize], deadline
         .saturating_duration_since(Instant::now())
         .min(Duration::from_millis(250));
     let better = super::ilp::optimise(&sub, &freed, Instant::now() + budget, false);
-    let placed = |a: &Assignment| a.bins.iter().flat_map(|b| &b.counts).map(|(_, n)| *n as u64).sum::<u64>();
+    let placed = |a: &Assignment| {
+        a.bins
+            .iter()
+            .flat_map(|b| &b.counts)
+            .map(|(_, n)| *n as u64)
+            .sum::<u64>()
+    };
     if placed(&better) < placed(&freed) || objective(&sub, &better) >= before - 1e-9 {
         return None;
     }
@@ -129,7 +138,11 @@ fn sub_problem(problem: &Problem, assignment: &Assignment, group: &[usize]) -> (
         }
         let kind = &problem.kinds[bin.kind];
         if let Some(p) = kind.pool {
-            let cpu: f64 = bin.counts.iter().map(|&(c, n)| problem.classes[c].cpu_cores * n as f64).sum();
+            let cpu: f64 = bin
+                .counts
+                .iter()
+                .map(|&(c, n)| problem.classes[c].cpu_cores * n as f64)
+                .sum();
             sub.pools[p].cpu_existing += cpu;
             if kind.capacity_type == crate::catalog::CapacityType::OnDemand {
                 sub.pools[p].od_cpu_existing += cpu;
@@ -145,12 +158,20 @@ fn sub_problem(problem: &Problem, assignment: &Assignment, group: &[usize]) -> (
 pub fn fill_slack(problem: &Problem, mut assignment: Assignment, deadline: Instant) -> Assignment {
     let mut ledger = Ledger::new(problem);
     for b in &assignment.bins {
-        problem.apply_swap(&mut ledger, &Contribution::default(), &problem.contribution(b.kind, &b.counts));
+        problem.apply_swap(
+            &mut ledger,
+            &Contribution::default(),
+            &problem.contribution(b.kind, &b.counts),
+        );
     }
     let mut sources: Vec<usize> = (0..assignment.bins.len())
         .filter(|&i| !problem.kinds[assignment.bins[i].kind].is_existing())
         .collect();
-    sources.sort_by(|&a, &b| problem.kind_order(assignment.bins[b].kind, assignment.bins[a].kind).then(a.cmp(&b)));
+    sources.sort_by(|&a, &b| {
+        problem
+            .kind_order(assignment.bins[b].kind, assignment.bins[a].kind)
+            .then(a.cmp(&b))
+    });
     for s in sources {
         if Instant::now() >= deadline {
             break;
@@ -161,7 +182,13 @@ pub fn fill_slack(problem: &Problem, mut assignment: Assignment, deadline: Insta
     assignment
 }
 
-fn try_empty_into_slack(problem: &Problem, assignment: &mut Assignment, ledger: &mut Ledger, s: usize, deadline: Instant) {
+fn try_empty_into_slack(
+    problem: &Problem,
+    assignment: &mut Assignment,
+    ledger: &mut Ledger,
+    s: usize,
+    deadline: Instant,
+) {
     let before = assignment.bins.clone();
     let ledger_before = ledger.clone();
     let short_before = problem.mix_shortfalls(&before);
@@ -205,7 +232,11 @@ fn try_empty_into_slack(problem: &Problem, assignment: &mut Assignment, ledger: 
     let old = problem.contribution(source.kind, &source.counts);
     let pool_kinds =
         (0..problem.kinds.len()).filter(|&k| problem.kinds[k].pool == pool && !problem.kinds[k].is_existing());
-    let new_kind = if rest.is_empty() { None } else { problem.cheapest_fit(pool_kinds, &rest) };
+    let new_kind = if rest.is_empty() {
+        None
+    } else {
+        problem.cheapest_fit(pool_kinds, &rest)
+    };
     let (new, new_cost) = match new_kind {
         Some(k) => (problem.contribution(k, &rest), problem.kinds[k].cost),
         None if rest.is_empty() => (Contribution::default(), 0.0),
@@ -216,7 +247,10 @@ fn try_empty_into_slack(problem: &Problem, assignment: &mut Assignment, ledger: 
         after[s].kind = k;
     }
     after.retain(|b| !b.counts.is_empty());
-    let mix_ok = problem.mix_shortfalls(&after).iter().all(|x| short_before.iter().any(|b| b.0 == x.0));
+    let mix_ok = problem
+        .mix_shortfalls(&after)
+        .iter()
+        .all(|x| short_before.iter().any(|b| b.0 == x.0));
     if new_cost < problem.kinds[source.kind].cost - 1e-9 && mix_ok && problem.check_swap(ledger, &old, &new).is_ok() {
         problem.apply_swap(ledger, &old, &new);
         let bin = &mut assignment.bins[s];

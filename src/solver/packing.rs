@@ -48,7 +48,12 @@ impl Problem {
             return false;
         }
         let cap = &self.kinds[kind].cap;
-        if used.iter().zip(&c.req).zip(cap).any(|((u, r), k)| u + r * n as i64 > *k) {
+        if used
+            .iter()
+            .zip(&c.req)
+            .zip(cap)
+            .any(|((u, r), k)| u + r * n as i64 > *k)
+        {
             return false;
         }
         self.rules_allow(kind, counts, class, n)
@@ -105,9 +110,13 @@ impl Problem {
         let used = self.usage(counts);
         candidates
             .filter(|&k| {
-                counts.iter().all(|&(c, _)| self.classes[c].kinds.binary_search(&k).is_ok())
+                counts
+                    .iter()
+                    .all(|&(c, _)| self.classes[c].kinds.binary_search(&k).is_ok())
                     && used.iter().zip(&self.kinds[k].cap).all(|(u, c)| u <= c)
-                    && counts.iter().all(|&(c, _)| self.rules_allow(k, &remove(counts, c), c, count_of(counts, c)))
+                    && counts
+                        .iter()
+                        .all(|&(c, _)| self.rules_allow(k, &remove(counts, c), c, count_of(counts, c)))
             })
             .min_by(|&a, &b| self.kind_order(a, b))
     }
@@ -265,7 +274,11 @@ impl Problem {
         for b in bins {
             let k = &self.kinds[b.kind];
             let Some(p) = k.pool else { continue };
-            let cpu: f64 = b.counts.iter().map(|&(c, n)| self.classes[c].cpu_cores * n as f64).sum();
+            let cpu: f64 = b
+                .counts
+                .iter()
+                .map(|&(c, n)| self.classes[c].cpu_cores * n as f64)
+                .sum();
             total[p] += cpu;
             if k.capacity_type == crate::catalog::CapacityType::OnDemand {
                 od[p] += cpu;

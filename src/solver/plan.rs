@@ -90,14 +90,21 @@ pub struct Plan {
 
 /// Turn an assignment into named pods: within a class the earliest pods (by priority, then age)
 /// are placed first.
-pub fn materialize(problem: &Problem, snapshot: &Snapshot, assignment: &Assignment) -> (Vec<PlannedNode>, Vec<ExistingPlacement>, Vec<Unschedulable>) {
+pub fn materialize(
+    problem: &Problem,
+    snapshot: &Snapshot,
+    assignment: &Assignment,
+) -> (Vec<PlannedNode>, Vec<ExistingPlacement>, Vec<Unschedulable>) {
     let mut next: Vec<usize> = vec![0; problem.classes.len()];
     let mut take = |class: usize, units: u32| -> Vec<String> {
         let c = &problem.classes[class];
         let start = next[class];
         let end = (start + units as usize * c.unit_pods).min(c.pods.len());
         next[class] = end;
-        c.pods[start..end].iter().map(|&p| snapshot.pods[p].key.clone()).collect()
+        c.pods[start..end]
+            .iter()
+            .map(|&p| snapshot.pods[p].key.clone())
+            .collect()
     };
     let mut bins: Vec<&super::packing::Bin> = assignment.bins.iter().collect();
     bins.sort_by_key(|b| !problem.kinds[b.kind].is_existing());
@@ -108,7 +115,10 @@ pub fn materialize(problem: &Problem, snapshot: &Snapshot, assignment: &Assignme
         let mut pods: Vec<String> = b.counts.iter().flat_map(|&(c, n)| take(c, n)).collect();
         pods.sort();
         match kind.source {
-            KindSource::Existing(ni) => existing.entry(snapshot.nodes[ni].name.clone()).or_default().extend(pods),
+            KindSource::Existing(ni) => existing
+                .entry(snapshot.nodes[ni].name.clone())
+                .or_default()
+                .extend(pods),
             KindSource::New { pool, .. } => claims.push(PlannedNode {
                 node_pool: problem.pools[pool].name.clone(),
                 instance_type: kind.instance_type.clone(),
@@ -143,8 +153,20 @@ pub fn materialize(problem: &Problem, snapshot: &Snapshot, assignment: &Assignme
     }
     unschedulable.sort_by(|a, b| a.pod.cmp(&b.pod));
     claims.sort_by(|a, b| {
-        (a.node_pool.as_str(), a.instance_type.as_str(), a.capacity_type.as_str(), a.zone.as_str(), &a.pods)
-            .cmp(&(b.node_pool.as_str(), b.instance_type.as_str(), b.capacity_type.as_str(), b.zone.as_str(), &b.pods))
+        (
+            a.node_pool.as_str(),
+            a.instance_type.as_str(),
+            a.capacity_type.as_str(),
+            a.zone.as_str(),
+            &a.pods,
+        )
+            .cmp(&(
+                b.node_pool.as_str(),
+                b.instance_type.as_str(),
+                b.capacity_type.as_str(),
+                b.zone.as_str(),
+                &b.pods,
+            ))
     });
     let existing = existing
         .into_iter()
@@ -158,7 +180,12 @@ pub fn materialize(problem: &Problem, snapshot: &Snapshot, assignment: &Assignme
 
 /// Sum of new nodes' list prices.
 pub fn list_cost(problem: &Problem, assignment: &Assignment) -> f64 {
-    assignment.bins.iter().filter(|b| !problem.kinds[b.kind].is_existing()).map(|b| problem.kinds[b.kind].price).sum()
+    assignment
+        .bins
+        .iter()
+        .filter(|b| !problem.kinds[b.kind].is_existing())
+        .map(|b| problem.kinds[b.kind].price)
+        .sum()
 }
 
 /// Sum of new nodes' objective costs.

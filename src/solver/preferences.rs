@@ -42,8 +42,16 @@ pub fn as_required(snapshot: &Snapshot) -> Option<Snapshot> {
             t.effect = Effect::NoSchedule;
         }
     };
-    strict.pools.iter_mut().flat_map(|p| p.taints.iter_mut()).for_each(harden);
-    strict.nodes.iter_mut().flat_map(|n| n.taints.iter_mut()).for_each(harden);
+    strict
+        .pools
+        .iter_mut()
+        .flat_map(|p| p.taints.iter_mut())
+        .for_each(harden);
+    strict
+        .nodes
+        .iter_mut()
+        .flat_map(|n| n.taints.iter_mut())
+        .for_each(harden);
     Some(strict)
 }
 

@@ -355,23 +355,47 @@ impl<'a> Builder<'a> {
     fn build_pools(&mut self) {
         let mut order: Vec<usize> = (0..self.snapshot.pools.len()).collect();
         let pools = &self.snapshot.pools;
-        order.sort_by(|&a, &b| pools[b].weight.cmp(&pools[a].weight).then(pools[a].name.cmp(&pools[b].name)));
+        order.sort_by(|&a, &b| {
+            pools[b]
+                .weight
+                .cmp(&pools[a].weight)
+                .then(pools[a].name.cmp(&pools[b].name))
+        });
         for i in order {
             let p = &pools[i];
             let limit_names: Vec<String> = p.limits.names().map(str::to_string).collect();
             let mut limit_left: Vec<i64> = limit_names
                 .iter()
-                .map(|n| if n == "nodes" { p.limits.get(n).units() } else { dim_value(p.limits.get(n), n) })
+                .map(|n| {
+                    if n == "nodes" {
+                        p.limits.get(n).units()
+                    } else {
+                        dim_value(p.limits.get(n), n)
+                    }
+                })
                 .collect();
             let mut existing_cost = 0.0;
             let mut od_cpu = 0.0;
             let mut cpu = 0.0;
-            for n in self.snapshot.nodes.iter().filter(|n| n.pool.as_deref() == Some(&p.name)) {
+            for n in self
+                .snapshot
+                .nodes
+                .iter()
+                .filter(|n| n.pool.as_deref() == Some(&p.name))
+            {
                 for (j, name) in limit_names.iter().enumerate() {
-                    limit_left[j] -= if name == "nodes" { 1 } else { dim_value(n.capacity.get(name), name) };
+                    limit_left[j] -= if name == "nodes" {
+                        1
+                    } else {
+                        dim_value(n.capacity.get(name), name)
+                    };
                 }
                 existing_cost += n.price.unwrap_or(0.0);
-                let pod_cpu: f64 = self.snapshot.pods_on(&n.name).map(|p| p.requests.get(CPU).as_f64()).sum();
+                let pod_cpu: f64 = self
+                    .snapshot
+                    .pods_on(&n.name)
+                    .map(|p| p.requests.get(CPU).as_f64())
+                    .sum();
                 cpu += pod_cpu;
                 if n.capacity_type != Some(CapacityType::Spot) {
                     od_cpu += pod_cpu;
@@ -433,7 +457,11 @@ impl<'a> Builder<'a> {
                     .map(|o| o.price)
                     .fold(f64::INFINITY, f64::min);
                 for o in &it.offerings {
-                    if self.options.unavailable.contains(&(it.name.clone(), o.zone.clone(), o.capacity_type)) {
+                    if self
+                        .options
+                        .unavailable
+                        .contains(&(it.name.clone(), o.zone.clone(), o.capacity_type))
+                    {
                         continue;
                     }
                     let mut labels = base.clone();
@@ -448,10 +476,17 @@ impl<'a> Builder<'a> {
                     if free.0.values().any(|q| *q < crate::model::quantity::Quantity::ZERO) {
                         continue;
                     }
-                    let reference = if on_demand_price.is_finite() { on_demand_price } else { o.price };
+                    let reference = if on_demand_price.is_finite() {
+                        on_demand_price
+                    } else {
+                        o.price
+                    };
                     let interruption = o.interruption_rate.unwrap_or(0.0) * self.options.spot_rework_hours * reference;
                     self.kinds.push(Kind {
-                        source: KindSource::New { pool: pi, instance_type: ti },
+                        source: KindSource::New {
+                            pool: pi,
+                            instance_type: ti,
+                        },
                         instance_type: it.name.clone(),
                         cap: to_vec(&self.dims, &free),
                         price: o.price,
@@ -501,7 +536,11 @@ impl<'a> Builder<'a> {
                     .iter()
                     .filter(|p| !p.is_pending() && b.covers(p))
                     .filter_map(|p| {
-                        let node = self.snapshot.nodes.iter().find(|n| Some(&n.name) == p.node_name.as_ref())?;
+                        let node = self
+                            .snapshot
+                            .nodes
+                            .iter()
+                            .find(|n| Some(&n.name) == p.node_name.as_ref())?;
                         Some(UnitPrices::split(node.price.unwrap_or(0.0), &node.capacity).allocate(&p.requests))
                     })
                     .sum();
@@ -544,7 +583,11 @@ impl<'a> Builder<'a> {
         let mut pending: Vec<usize> = self.snapshot.pending().map(|(i, _)| i).collect();
         let pods = &self.snapshot.pods;
         pending.sort_by(|&a, &b| {
-            pods[b].priority.cmp(&pods[a].priority).then(pods[a].created.cmp(&pods[b].created)).then(pods[a].key.cmp(&pods[b].key))
+            pods[b]
+                .priority
+                .cmp(&pods[a].priority)
+                .then(pods[a].created.cmp(&pods[b].created))
+                .then(pods[a].key.cmp(&pods[b].key))
         });
         pending.retain(|p| !self.rejected.iter().any(|(r, _)| r == p));
         let pins = super::topology::domain_pins(self.snapshot, &self.kinds, &pending, &mut self.rejected);
@@ -577,11 +620,21 @@ impl<'a> Builder<'a> {
             );
             let candidate_kinds = compat_cache
                 .entry(cache_key)
-                .or_insert_with(|| self.kinds.iter().enumerate().filter(|(_, k)| accepts(pod, k, &self.dims)).map(|(i, _)| i).collect())
+                .or_insert_with(|| {
+                    self.kinds
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, k)| accepts(pod, k, &self.dims))
+                        .map(|(i, _)| i)
+                        .collect()
+                })
                 .clone();
             let kinds: Vec<usize> = candidate_kinds
                 .into_iter()
-                .filter(|&k| pin.as_ref().is_none_or(|(key, value)| self.kinds[k].labels.get(key) == Some(value)))
+                .filter(|&k| {
+                    pin.as_ref()
+                        .is_none_or(|(key, value)| self.kinds[k].labels.get(key) == Some(value))
+                })
                 .filter(|&k| existing_allows(self.snapshot, &self.kinds[k], pod))
                 .collect();
             let req = to_vec(&self.dims, &pod.requests);
@@ -614,9 +667,15 @@ impl<'a> Builder<'a> {
         let n = classes.len();
         let snapshot = self.snapshot;
         let self_terms = |p: &'a PodInfo| -> Vec<&'a crate::model::pod::PodAffinityTerm> {
-            p.pod_affinity.iter().filter(|t| super::topology::is_hostname_self_affinity_term(t, p, snapshot)).collect()
+            p.pod_affinity
+                .iter()
+                .filter(|t| super::topology::is_hostname_self_affinity_term(t, p, snapshot))
+                .collect()
         };
-        let grouped: Vec<bool> = classes.iter().map(|c| !self_terms(&pods[c.pods[0]]).is_empty()).collect();
+        let grouped: Vec<bool> = classes
+            .iter()
+            .map(|c| !self_terms(&pods[c.pods[0]]).is_empty())
+            .collect();
         let mut root: Vec<usize> = (0..n).collect();
         fn find(root: &mut [usize], mut x: usize) -> usize {
             while root[x] != x {
@@ -646,7 +705,10 @@ impl<'a> Builder<'a> {
                 }
                 continue;
             }
-            let members: Vec<Class> = (first..n).filter(|&c| roots[c] == first).filter_map(|c| slots[c].take()).collect();
+            let members: Vec<Class> = (first..n)
+                .filter(|&c| roots[c] == first)
+                .filter_map(|c| slots[c].take())
+                .collect();
             let mut unit = members[0].clone();
             unit.req = vec![0; unit.req.len()];
             unit.requests = Resources::new();
@@ -666,7 +728,11 @@ impl<'a> Builder<'a> {
                 }
             }
             unit.pods.sort_by(|&a, &b| {
-                pods[b].priority.cmp(&pods[a].priority).then(pods[a].created.cmp(&pods[b].created)).then(pods[a].key.cmp(&pods[b].key))
+                pods[b]
+                    .priority
+                    .cmp(&pods[a].priority)
+                    .then(pods[a].created.cmp(&pods[b].created))
+                    .then(pods[a].key.cmp(&pods[b].key))
             });
             let count = unit.pods.len();
             if count > 1 {
@@ -700,9 +766,14 @@ impl<'a> Builder<'a> {
                 .unwrap_or_else(|| "its node selector and affinity terms".into());
             return format!("no instance type in any NodePool satisfies {failing}");
         }
-        let taint_ok: Vec<&&Kind> = label_ok.iter().filter(|k| first_blocking(&k.taints, &pod.tolerations).is_none()).collect();
+        let taint_ok: Vec<&&Kind> = label_ok
+            .iter()
+            .filter(|k| first_blocking(&k.taints, &pod.tolerations).is_none())
+            .collect();
         if taint_ok.is_empty() {
-            let t = first_blocking(&label_ok[0].taints, &pod.tolerations).map(|t| format!("{}={}:{:?}", t.key, t.value, t.effect)).unwrap_or_default();
+            let t = first_blocking(&label_ok[0].taints, &pod.tolerations)
+                .map(|t| format!("{}={}:{:?}", t.key, t.value, t.effect))
+                .unwrap_or_default();
             return format!("every compatible node has a taint the pod does not tolerate (e.g. {t})");
         }
         let req = to_vec(&self.dims, &pod.requests);
@@ -714,7 +785,10 @@ impl<'a> Builder<'a> {
                 .filter(|(d, _)| taint_ok.iter().all(|k| k.cap[*d] < req[*d]))
                 .map(|(_, n)| n.as_str())
                 .collect();
-            return format!("requests exceed the allocatable of every compatible instance type ({})", too_big.join(", "));
+            return format!(
+                "requests exceed the allocatable of every compatible instance type ({})",
+                too_big.join(", ")
+            );
         }
         if let Some((k, v)) = pin {
             return format!("topology: no compatible capacity in {k}={v}");
@@ -731,13 +805,22 @@ impl<'a> Builder<'a> {
         let n = classes.len();
         // A class is represented by its first pod, except a unit of several pods that must
         // share a node (hostname self-affinity), whose pods may differ.
-        let reps: Vec<&[usize]> =
-            classes.iter().map(|c| if c.unit_pods > 1 { &c.pods[..] } else { &c.pods[..1] }).collect();
+        let reps: Vec<&[usize]> = classes
+            .iter()
+            .map(|c| if c.unit_pods > 1 { &c.pods[..] } else { &c.pods[..1] })
+            .collect();
         let clash = |pa: &PodInfo, pb: &PodInfo| {
             let anti = |x: &PodInfo, y: &PodInfo| {
-                x.pod_anti_affinity.iter().any(|t| t.topology_key == HOSTNAME && t.selects(&y.namespace, &y.labels))
+                x.pod_anti_affinity
+                    .iter()
+                    .any(|t| t.topology_key == HOSTNAME && t.selects(&y.namespace, &y.labels))
             };
-            anti(pa, pb) || anti(pb, pa) || pa.host_ports.iter().any(|x| pb.host_ports.iter().any(|y| x.conflicts(y)))
+            anti(pa, pb)
+                || anti(pb, pa)
+                || pa
+                    .host_ports
+                    .iter()
+                    .any(|x| pb.host_ports.iter().any(|y| x.conflicts(y)))
         };
         let mut conflicts: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
         let mut inner_clash = vec![false; n];
@@ -746,7 +829,10 @@ impl<'a> Builder<'a> {
                 if a == b && classes[a].unit_pods > 1 {
                     let r = reps[a];
                     inner_clash[a] = (0..r.len()).any(|i| (i + 1..r.len()).any(|j| clash(&pods[r[i]], &pods[r[j]])));
-                } else if reps[a].iter().any(|&x| reps[b].iter().any(|&y| clash(&pods[x], &pods[y]))) {
+                } else if reps[a]
+                    .iter()
+                    .any(|&x| reps[b].iter().any(|&y| clash(&pods[x], &pods[y])))
+                {
                     conflicts[a].insert(b);
                     conflicts[b].insert(a);
                 }
@@ -777,7 +863,9 @@ impl<'a> Builder<'a> {
                     continue;
                 }
                 let ns = [pa.namespace.clone()];
-                let counted: Vec<usize> = (0..n).filter(|&b| selects(&s.selector, Some(&ns), &pods[classes[b].pods[0]])).collect();
+                let counted: Vec<usize> = (0..n)
+                    .filter(|&b| selects(&s.selector, Some(&ns), &pods[classes[b].pods[0]]))
+                    .collect();
                 let mut existing = HashMap::new();
                 for (ki, k) in self.kinds.iter().enumerate() {
                     if let KindSource::Existing(ni) = k.source {
@@ -816,7 +904,14 @@ impl<'a> Builder<'a> {
     }
 }
 
-fn existing_kind(ni: usize, node: &NodeInfo, dims: &[String], free: Resources, labels: BTreeMap<String, String>, pool: Option<usize>) -> Kind {
+fn existing_kind(
+    ni: usize,
+    node: &NodeInfo,
+    dims: &[String],
+    free: Resources,
+    labels: BTreeMap<String, String>,
+    pool: Option<usize>,
+) -> Kind {
     Kind {
         source: KindSource::Existing(ni),
         instance_type: node.instance_type.clone().unwrap_or_default(),
@@ -856,30 +951,49 @@ fn existing_allows(snapshot: &Snapshot, kind: &Kind, pod: &PodInfo) -> bool {
     let node = &snapshot.nodes[ni].name;
     let zone = kind.labels.get(ZONE);
     for other in snapshot.pods_on(node) {
-        if other.host_ports.iter().any(|x| pod.host_ports.iter().any(|y| x.conflicts(y))) {
+        if other
+            .host_ports
+            .iter()
+            .any(|x| pod.host_ports.iter().any(|y| x.conflicts(y)))
+        {
             return false;
         }
     }
     let on_node = |p: &PodInfo| p.node_name.as_deref() == Some(node.as_str());
     let same_zone = |p: &PodInfo| {
-        p.node_name.as_ref().and_then(|n| snapshot.nodes.iter().find(|x| &x.name == n)).and_then(|n| n.zone.as_ref()) == zone
+        p.node_name
+            .as_ref()
+            .and_then(|n| snapshot.nodes.iter().find(|x| &x.name == n))
+            .and_then(|n| n.zone.as_ref())
+            == zone
     };
     for other in snapshot.pods.iter().filter(|p| !p.is_pending()) {
         for t in &other.pod_anti_affinity {
-            let near = if t.topology_key == HOSTNAME { on_node(other) } else { t.topology_key == ZONE && same_zone(other) };
+            let near = if t.topology_key == HOSTNAME {
+                on_node(other)
+            } else {
+                t.topology_key == ZONE && same_zone(other)
+            };
             if near && t.selects(&pod.namespace, &pod.labels) {
                 return false;
             }
         }
         for t in &pod.pod_anti_affinity {
-            let near = if t.topology_key == HOSTNAME { on_node(other) } else { t.topology_key == ZONE && same_zone(other) };
+            let near = if t.topology_key == HOSTNAME {
+                on_node(other)
+            } else {
+                t.topology_key == ZONE && same_zone(other)
+            };
             if near && t.selects(&other.namespace, &other.labels) {
                 return false;
             }
         }
     }
     for t in pod.pod_affinity.iter().filter(|t| t.topology_key == HOSTNAME) {
-        let exists_anywhere = snapshot.pods.iter().any(|p| !p.is_pending() && t.selects(&p.namespace, &p.labels));
+        let exists_anywhere = snapshot
+            .pods
+            .iter()
+            .any(|p| !p.is_pending() && t.selects(&p.namespace, &p.labels));
         if exists_anywhere && !snapshot.pods_on(node).any(|p| t.selects(&p.namespace, &p.labels)) {
             return false;
         }

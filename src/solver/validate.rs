@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::catalog::{CapacityType, Catalog};
 use crate::cost::UnitPrices;
+use crate::model::Snapshot;
 use crate::model::daemonset::daemon_overhead;
 use crate::model::labels::{self, HOSTNAME};
 use crate::model::pod::PodInfo;
 use crate::model::resources::{CPU, Resources};
 use crate::model::taints::first_blocking;
-use crate::model::Snapshot;
 
 use super::Plan;
 
@@ -30,7 +30,12 @@ struct VNode {
 /// Every rule the plan breaks (empty when it is valid).
 pub fn violations(snapshot: &Snapshot, catalog: &Catalog, plan: &Plan) -> Vec<String> {
     let mut out = vec![];
-    let index: HashMap<&str, usize> = snapshot.pods.iter().enumerate().map(|(i, p)| (p.key.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = snapshot
+        .pods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.key.as_str(), i))
+        .collect();
     let mut seen: HashSet<String> = HashSet::new();
     let mut mention = |pod: &str, out: &mut Vec<String>| {
         if !seen.insert(pod.to_string()) {
@@ -39,7 +44,13 @@ pub fn violations(snapshot: &Snapshot, catalog: &Catalog, plan: &Plan) -> Vec<St
     };
     let mut nodes: Vec<VNode> = vec![];
     for n in &snapshot.nodes {
-        let pods = snapshot.pods.iter().enumerate().filter(|(_, p)| p.node_name.as_deref() == Some(&n.name)).map(|(i, _)| i).collect();
+        let pods = snapshot
+            .pods
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.node_name.as_deref() == Some(&n.name))
+            .map(|(i, _)| i)
+            .collect();
         nodes.push(VNode {
             name: n.name.clone(),
             labels: n.labels.clone(),
@@ -80,7 +91,11 @@ pub fn violations(snapshot: &Snapshot, catalog: &Catalog, plan: &Plan) -> Vec<St
             nodes[ni].pods.push(pi);
         }
         if !sum.fits_in(&free) {
-            out.push(format!("existing node {} over capacity: {:?}", e.node, sum.exceeding(&free).collect::<Vec<_>>()));
+            out.push(format!(
+                "existing node {} over capacity: {:?}",
+                e.node,
+                sum.exceeding(&free).collect::<Vec<_>>()
+            ));
         }
     }
     for (i, c) in plan.node_claims.iter().enumerate() {
@@ -95,7 +110,10 @@ pub fn violations(snapshot: &Snapshot, catalog: &Catalog, plan: &Plan) -> Vec<St
         };
         match it.offerings.iter().find(|o| o.zone == c.zone && o.capacity_type == ct) {
             Some(o) if (o.price - c.hourly_price).abs() < 1e-9 => {}
-            _ => out.push(format!("{name}: no offering {} {} {} at {}", c.instance_type, c.zone, c.capacity_type, c.hourly_price)),
+            _ => out.push(format!(
+                "{name}: no offering {} {} {} at {}",
+                c.instance_type, c.zone, c.capacity_type, c.hourly_price
+            )),
         }
         let Some(pool) = snapshot.pools.iter().find(|p| p.name == c.node_pool) else {
             out.push(format!("{name}: unknown pool {}", c.node_pool));
@@ -113,14 +131,22 @@ pub fn violations(snapshot: &Snapshot, catalog: &Catalog, plan: &Plan) -> Vec<St
             labels.insert(labels::REGION.into(), catalog.region.clone());
         }
         for r in &pool.requirements.0 {
-            if r.op == crate::model::requirements::Operator::In && r.values.len() == 1 && !labels::is_offering_key(&r.key) {
+            if r.op == crate::model::requirements::Operator::In
+                && r.values.len() == 1
+                && !labels::is_offering_key(&r.key)
+            {
                 labels.entry(r.key.clone()).or_insert_with(|| r.values[0].clone());
             }
         }
         if let Some(r) = pool.requirements.first_failure(&labels) {
-            out.push(format!("{name}: pool {} requirement {r} not met by {}", pool.name, c.instance_type));
+            out.push(format!(
+                "{name}: pool {} requirement {r} not met by {}",
+                pool.name, c.instance_type
+            ));
         }
-        let mut free = it.allocatable.minus(&daemon_overhead(&snapshot.daemonsets, &labels, &pool.taints));
+        let mut free = it
+            .allocatable
+            .minus(&daemon_overhead(&snapshot.daemonsets, &labels, &pool.taints));
         let mut pods = vec![];
         for key in &c.pods {
             mention(key, &mut out);
@@ -169,17 +195,32 @@ pub fn violations(snapshot: &Snapshot, catalog: &Catalog, plan: &Plan) -> Vec<St
     check_globals(snapshot, &nodes, &mut out);
     let cost: f64 = plan.node_claims.iter().map(|c| c.hourly_price).sum();
     if (cost - plan.hourly_cost).abs() > 1e-6 {
-        out.push(format!("hourlyCost {} is not the sum of prices {}", plan.hourly_cost, cost));
+        out.push(format!(
+            "hourlyCost {} is not the sum of prices {}",
+            plan.hourly_cost, cost
+        ));
     }
     if plan.lower_bound > plan.hourly_cost + 1e-6 {
-        out.push(format!("lowerBound {} above hourlyCost {}", plan.lower_bound, plan.hourly_cost));
+        out.push(format!(
+            "lowerBound {} above hourlyCost {}",
+            plan.lower_bound, plan.hourly_cost
+        ));
     }
     out
 }
 
-fn check_fit_labels(pod: &PodInfo, labels: &BTreeMap<String, String>, taints: &[crate::model::taints::Taint], node: &str, out: &mut Vec<String>) {
+fn check_fit_labels(
+    pod: &PodInfo,
+    labels: &BTreeMap<String, String>,
+    taints: &[crate::model::taints::Taint],
+    node: &str,
+    out: &mut Vec<String>,
+) {
     if !pod.accepts_labels(labels) {
-        out.push(format!("pod {} on {node}: node selector/affinity not satisfied", pod.key));
+        out.push(format!(
+            "pod {} on {node}: node selector/affinity not satisfied",
+            pod.key
+        ));
     }
     if let Some(t) = first_blocking(taints, &pod.tolerations) {
         out.push(format!("pod {} on {node}: taint {} not tolerated", pod.key, t.key));
@@ -188,13 +229,38 @@ fn check_fit_labels(pod: &PodInfo, labels: &BTreeMap<String, String>, taints: &[
 
 fn check_node_rules(snapshot: &Snapshot, nodes: &[VNode], out: &mut Vec<String>) {
     let pods = &snapshot.pods;
+    // Pods per topology domain, for the pod (anti-)affinity terms above the node level.
+    let mut domains: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for p in pods
+        .iter()
+        .flat_map(|p| p.pod_affinity.iter().chain(&p.pod_anti_affinity))
+    {
+        let key = p.topology_key.as_str();
+        if key == HOSTNAME || domains.keys().any(|(k, _)| *k == key) {
+            continue;
+        }
+        for m in nodes {
+            if let Some(v) = m.labels.get(key) {
+                domains.entry((key, v.as_str())).or_default().extend(&m.pods);
+            }
+        }
+        domains.entry((key, "")).or_default();
+    }
+    let mut matches: HashMap<&crate::model::pod::PodAffinityTerm, usize> = HashMap::new();
     for n in nodes {
         for (i, &a) in n.pods.iter().enumerate() {
             let pa = &pods[a];
             for &b in &n.pods[i + 1..] {
                 let pb = &pods[b];
-                if pa.host_ports.iter().any(|x| pb.host_ports.iter().any(|y| x.conflicts(y))) {
-                    out.push(format!("pods {} and {} share a host port on {}", pa.key, pb.key, n.name));
+                if pa
+                    .host_ports
+                    .iter()
+                    .any(|x| pb.host_ports.iter().any(|y| x.conflicts(y)))
+                {
+                    out.push(format!(
+                        "pods {} and {} share a host port on {}",
+                        pa.key, pb.key, n.name
+                    ));
                 }
             }
             for &b in &n.pods {
@@ -209,15 +275,68 @@ fn check_node_rules(snapshot: &Snapshot, nodes: &[VNode], out: &mut Vec<String>)
                 }
             }
             for t in pa.pod_affinity.iter().filter(|t| t.topology_key == HOSTNAME) {
-                let satisfied = n.pods.iter().any(|&b| b != a && t.selects(&pods[b].namespace, &pods[b].labels));
-                let nobody_else = !nodes.iter().flat_map(|m| &m.pods).any(|&b| b != a && t.selects(&pods[b].namespace, &pods[b].labels));
+                let satisfied = n
+                    .pods
+                    .iter()
+                    .any(|&b| b != a && t.selects(&pods[b].namespace, &pods[b].labels));
+                let nobody_else = !nodes
+                    .iter()
+                    .flat_map(|m| &m.pods)
+                    .any(|&b| b != a && t.selects(&pods[b].namespace, &pods[b].labels));
                 let first_of_group = nobody_else && t.selects(&pa.namespace, &pa.labels);
                 if !satisfied && !first_of_group {
                     out.push(format!("pod {} hostname affinity not satisfied on {}", pa.key, n.name));
                 }
             }
+            for t in pa.pod_anti_affinity.iter().filter(|t| t.topology_key != HOSTNAME) {
+                let Some(d) = n.labels.get(&t.topology_key) else {
+                    continue;
+                };
+                let same = domains
+                    .get(&(t.topology_key.as_str(), d.as_str()))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                for &b in same.iter().filter(|&&b| b != a) {
+                    if t.selects(&pods[b].namespace, &pods[b].labels) {
+                        out.push(format!(
+                            "pod {} has anti-affinity to {} in {}={d}",
+                            pa.key, pods[b].key, t.topology_key
+                        ));
+                    }
+                }
+            }
+            for t in pa.pod_affinity.iter().filter(|t| t.topology_key != HOSTNAME) {
+                let d = n.labels.get(&t.topology_key);
+                let same = d
+                    .and_then(|d| domains.get(&(t.topology_key.as_str(), d.as_str())))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                let satisfied = same
+                    .iter()
+                    .any(|&b| b != a && t.selects(&pods[b].namespace, &pods[b].labels));
+                let selected = *matches.entry(t).or_insert_with(|| {
+                    nodes
+                        .iter()
+                        .flat_map(|m| &m.pods)
+                        .filter(|&&b| t.selects(&pods[b].namespace, &pods[b].labels))
+                        .count()
+                });
+                let me = t.selects(&pa.namespace, &pa.labels);
+                let first_of_group = me && selected == 1;
+                if !satisfied && !first_of_group {
+                    out.push(format!(
+                        "pod {} affinity on {} not satisfied on {}",
+                        pa.key, t.topology_key, n.name
+                    ));
+                }
+            }
             for s in pa.spread.iter().filter(|s| s.hard) {
-                let count = |m: &VNode| m.pods.iter().filter(|&&b| pods[b].namespace == pa.namespace && s.selector.matches(&pods[b].labels)).count() as i64;
+                let count = |m: &VNode| {
+                    m.pods
+                        .iter()
+                        .filter(|&&b| pods[b].namespace == pa.namespace && s.selector.matches(&pods[b].labels))
+                        .count() as i64
+                };
                 let domain_of = |m: &VNode| m.labels.get(&s.topology_key).cloned().unwrap_or_else(|| m.name.clone());
                 let eligible: Vec<&VNode> = nodes.iter().filter(|m| pa.accepts_labels(&m.labels)).collect();
                 let mut per: BTreeMap<String, i64> = BTreeMap::new();
@@ -231,7 +350,13 @@ fn check_node_rules(snapshot: &Snapshot, nodes: &[VNode], out: &mut Vec<String>)
                 };
                 let mine = per.get(&domain_of(n)).copied().unwrap_or(0);
                 if mine - min > s.max_skew as i64 {
-                    out.push(format!("pod {} spread on {} skew {} > {}", pa.key, s.topology_key, mine - min, s.max_skew));
+                    out.push(format!(
+                        "pod {} spread on {} skew {} > {}",
+                        pa.key,
+                        s.topology_key,
+                        mine - min,
+                        s.max_skew
+                    ));
                 }
             }
         }
@@ -245,9 +370,22 @@ fn check_globals(snapshot: &Snapshot, nodes: &[VNode], out: &mut Vec<String>) {
             continue;
         }
         for name in pool.limits.names() {
-            let used: f64 = members.iter().map(|n| if name == "nodes" { 1.0 } else { n.capacity.get(name).as_f64() }).sum();
+            let used: f64 = members
+                .iter()
+                .map(|n| {
+                    if name == "nodes" {
+                        1.0
+                    } else {
+                        n.capacity.get(name).as_f64()
+                    }
+                })
+                .sum();
             if used > pool.limits.get(name).as_f64() + 1e-9 {
-                out.push(format!("pool {} limit {name}: {used} > {}", pool.name, pool.limits.get(name)));
+                out.push(format!(
+                    "pool {} limit {name}: {used} > {}",
+                    pool.name,
+                    pool.limits.get(name)
+                ));
             }
         }
         let cost: f64 = members.iter().map(|n| n.price).sum();
@@ -255,9 +393,18 @@ fn check_globals(snapshot: &Snapshot, nodes: &[VNode], out: &mut Vec<String>) {
             out.push(format!("pool {} budget: {cost:.4} > {max}", pool.name));
         }
         if pool.min_on_demand_percent > 0.0 {
-            let cpu = |n: &&&VNode| n.pods.iter().map(|&p| snapshot.pods[p].requests.get(CPU).as_f64()).sum::<f64>();
+            let cpu = |n: &&&VNode| {
+                n.pods
+                    .iter()
+                    .map(|&p| snapshot.pods[p].requests.get(CPU).as_f64())
+                    .sum::<f64>()
+            };
             let total: f64 = members.iter().map(|n| cpu(&n)).sum();
-            let od: f64 = members.iter().filter(|n| n.capacity_type == CapacityType::OnDemand).map(|n| cpu(&n)).sum();
+            let od: f64 = members
+                .iter()
+                .filter(|n| n.capacity_type == CapacityType::OnDemand)
+                .map(|n| cpu(&n))
+                .sum();
             if od + 1e-6 < pool.min_on_demand_percent / 100.0 * total {
                 out.push(format!("pool {} capacity mix: on-demand {od} of {total}", pool.name));
             }

@@ -70,9 +70,7 @@ impl FakeCloud {
                 capacity_type: request.capacity_type.clone(),
                 node_claim: request.node_claim.clone(),
             };
-            state
-                .instances
-                .insert(instance.provider_id.clone(), instance.clone());
+            state.instances.insert(instance.provider_id.clone(), instance.clone());
             return Ok(instance);
         }
         Err(CloudError::InsufficientCapacity {
