@@ -26,7 +26,7 @@ pub fn as_required(snapshot: &Snapshot) -> Option<Snapshot> {
     let mut strict = snapshot.clone();
     for pod in strict.pods.iter_mut().filter(|p| p.is_pending()) {
         let mut terms = pod.preferred_node_affinity.clone();
-        terms.sort_by(|a, b| b.0.cmp(&a.0));
+        terms.sort_by_key(|t| std::cmp::Reverse(t.0));
         for (_, term) in terms {
             let mut combined = pod.node_selector.0.clone();
             combined.extend(term.0.iter().cloned());
