@@ -93,6 +93,7 @@ pub fn domain_pins(
             .find(|n| n.name == node)
             .and_then(|n| n.labels.get(key).cloned())
     };
+    let mut domain_cache: HashMap<String, BTreeSet<String>> = HashMap::new();
     let mut eligible_cache: HashMap<String, Vec<usize>> = HashMap::new();
     let mut universe_cache: HashMap<String, BTreeSet<String>> = HashMap::new();
     let spreads = pending_spreads(snapshot, pending);
@@ -148,6 +149,7 @@ pub fn domain_pins(
             "{:?}{:?}{:?}{:?}",
             pod.node_selector, pod.node_affinity, pod.tolerations, pod.requests
         );
+        let domains_key = format!("{key}{sig}");
         let compatible = eligible_cache.entry(sig).or_insert_with(|| {
             kinds
                 .iter()
@@ -156,10 +158,16 @@ pub fn domain_pins(
                 .map(|(i, _)| i)
                 .collect()
         });
-        let mut domains: BTreeSet<String> = compatible
-            .iter()
-            .filter_map(|&k| kinds[k].labels.get(&key).cloned())
-            .collect();
+        // Pods of one shape share their domains: look them up once per shape and key.
+        let mut domains: BTreeSet<String> = domain_cache
+            .entry(domains_key)
+            .or_insert_with(|| {
+                compatible
+                    .iter()
+                    .filter_map(|&k| kinds[k].labels.get(&key).cloned())
+                    .collect()
+            })
+            .clone();
         if domains.is_empty() {
             // No node could take it in any domain: not a topology matter; the class gets no
             // kind and the reason names what does not fit.
