@@ -276,20 +276,10 @@ impl Problem {
         out
     }
 
-    /// Index of a dimension.
-    pub fn dim(&self, name: &str) -> Option<usize> {
-        self.dims.iter().position(|d| d == name)
-    }
-
     /// Allocated cost of one unit of `class` on `kind`.
     pub fn alloc_cost(&self, class: usize, kind: usize) -> f64 {
         let c = &self.classes[class];
         self.kinds[kind].unit_prices.allocate(&c.requests)
-    }
-
-    /// Total units of all classes.
-    pub fn total_units(&self) -> u64 {
-        self.classes.iter().map(|c| c.demand as u64).sum()
     }
 }
 
