@@ -15,7 +15,7 @@ pub struct BenchArgs {
     /// Leave out the mixed AI/ML cluster case.
     #[arg(long)]
     pub skip_ai_ml: bool,
-    /// The ILP's wall-clock limit (default: the planner's default, 2s).
+    /// The ILP's wall-clock limit (default: the planner's default, 1s).
     #[arg(long, value_parser = super::parse_duration)]
     pub time_limit: Option<Duration>,
     /// Run every case in this process instead of one child process per case (peak memory is

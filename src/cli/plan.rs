@@ -1,4 +1,4 @@
-//! `purser plan -f cluster.yaml [--catalog FILE] [--strategy ilp|ffd] [--time-limit 2s] [-o json|table]`.
+//! `purser plan -f cluster.yaml [--catalog FILE] [--strategy ilp|ffd] [--time-limit 1s] [-o json|table]`.
 
 use std::path::PathBuf;
 
@@ -38,8 +38,8 @@ pub struct PlanArgs {
     /// Planning algorithm.
     #[arg(long, value_enum, default_value = "ilp")]
     pub strategy: StrategyArg,
-    /// Wall-clock limit for the ILP.
-    #[arg(long, default_value = "2s", value_parser = super::parse_duration)]
+    /// Wall-clock limit for the whole plan call (the ILP searches for 90% of it).
+    #[arg(long, default_value = "1s", value_parser = super::parse_duration)]
     pub time_limit: std::time::Duration,
     /// Expected cost of one spot interruption, in hours of the on-demand price.
     #[arg(long, default_value_t = 1.0)]

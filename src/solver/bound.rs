@@ -42,64 +42,103 @@ pub fn lower_bound(problem: &Problem, assignment: &Assignment) -> f64 {
         }
         existing_free[dims - 1] += 1.0;
     }
-    // Per class, per new kind, the cost share vector.
-    let shares: Vec<Vec<Vec<f64>>> = problem
-        .classes
-        .iter()
-        .enumerate()
-        .map(|(c, class)| {
-            if placed[c] == 0 {
-                return vec![];
-            }
-            class
-                .kinds
-                .iter()
-                .filter(|&&k| !problem.kinds[k].is_existing())
-                .map(|&k| {
-                    let kind = &problem.kinds[k];
-                    let mut v: Vec<f64> = class
-                        .req
-                        .iter()
-                        .zip(&kind.cap)
-                        .map(|(r, cap)| {
-                            if *cap > 0 {
-                                kind.price * *r as f64 / *cap as f64
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect();
-                    v.push(if clique.contains(&c) { kind.price } else { 0.0 });
-                    v
-                })
-                .collect()
-        })
-        .collect();
-    let has_existing: Vec<bool> = problem
-        .classes
-        .iter()
-        .map(|c| c.kinds.iter().any(|&k| problem.kinds[k].is_existing()))
-        .collect();
+    let shares = share_groups(problem, &placed, &clique);
     let mut best = 0.0f64;
     for w in &weights {
         let mut total = 0.0;
-        for (c, per_kind) in shares.iter().enumerate() {
-            if placed[c] == 0 {
-                continue;
-            }
-            let m = per_kind
+        for group in &shares {
+            let m = group
+                .per_kind
                 .iter()
                 .map(|v| v.iter().zip(w).map(|(a, b)| a * b).sum::<f64>())
                 .fold(f64::INFINITY, f64::min);
-            let m = if m.is_finite() { m } else { 0.0 };
-            let m = if per_kind.is_empty() && has_existing[c] { 0.0 } else { m };
-            total += m * placed[c] as f64;
+            let m = if m.is_finite() && !group.on_existing { m } else { 0.0 };
+            total += m * group.units as f64;
         }
         let saving: f64 = (0..dims).map(|d| w[d] * rho[d] * existing_free[d]).sum();
         best = best.max(total - saving);
     }
     // Floating-point sums are rounded down slightly so the bound stays a bound.
     (best * (1.0 - 1e-9)).max(0.0)
+}
+
+/// Placed classes that share requests, clique membership and kind prices and capacities: they
+/// contribute the same per unit, so each group is priced once.
+struct ShareGroup {
+    /// Units placed, over the group's classes.
+    units: u64,
+    /// Per distinct new kind (capacity and price), the cost share vector of one unit.
+    per_kind: Vec<Vec<f64>>,
+    /// True when a class of the group has no new kind but may use an existing node (its share
+    /// is then zero: existing capacity costs nothing new).
+    on_existing: bool,
+}
+
+fn share_groups(problem: &Problem, placed: &[u64], clique: &[usize]) -> Vec<ShareGroup> {
+    use std::collections::HashMap;
+    // Kinds with the same capacity and price (an instance type in several zones) share a key.
+    let mut kind_key: HashMap<(Vec<i64>, u64), usize> = HashMap::new();
+    let kind_ids: Vec<usize> = problem
+        .kinds
+        .iter()
+        .map(|k| {
+            let next = kind_key.len();
+            *kind_key.entry((k.cap.clone(), k.price.to_bits())).or_insert(next)
+        })
+        .collect();
+    type Key = (Vec<i64>, bool, Vec<usize>, bool);
+    let mut groups: HashMap<Key, usize> = HashMap::new();
+    let mut out: Vec<ShareGroup> = vec![];
+    for (c, class) in problem.classes.iter().enumerate() {
+        if placed[c] == 0 {
+            continue;
+        }
+        let mut new_kinds: Vec<usize> = class
+            .kinds
+            .iter()
+            .filter(|&&k| !problem.kinds[k].is_existing())
+            .map(|&k| kind_ids[k])
+            .collect();
+        new_kinds.sort_unstable();
+        new_kinds.dedup();
+        let on_existing = new_kinds.is_empty() && class.kinds.iter().any(|&k| problem.kinds[k].is_existing());
+        let in_clique = clique.contains(&c);
+        let key = (class.req.clone(), in_clique, new_kinds, on_existing);
+        if let Some(&g) = groups.get(&key) {
+            out[g].units += placed[c];
+            continue;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let per_kind = class
+            .kinds
+            .iter()
+            .filter(|&&k| !problem.kinds[k].is_existing() && seen.insert(kind_ids[k]))
+            .map(|&k| {
+                let kind = &problem.kinds[k];
+                let mut v: Vec<f64> = class
+                    .req
+                    .iter()
+                    .zip(&kind.cap)
+                    .map(|(r, cap)| {
+                        if *cap > 0 {
+                            kind.price * *r as f64 / *cap as f64
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                v.push(if in_clique { kind.price } else { 0.0 });
+                v
+            })
+            .collect();
+        groups.insert(key, out.len());
+        out.push(ShareGroup {
+            units: placed[c],
+            per_kind,
+            on_existing,
+        });
+    }
+    out
 }
 
 /// A set of classes that pairwise conflict (each with itself too): a node holds at most one

@@ -39,7 +39,7 @@ pub enum Strategy {
 pub struct PlanOptions {
     /// Algorithm.
     pub strategy: Strategy,
-    /// Wall-clock limit for the ILP.
+    /// Wall-clock limit for a whole `plan` call; the ILP's search stops at `SEARCH_SHARE` of it.
     pub time_limit: Duration,
     /// Expected cost of one spot interruption, in hours of the instance's on-demand price.
     pub spot_rework_hours: f64,
@@ -51,21 +51,26 @@ impl Default for PlanOptions {
     fn default() -> Self {
         PlanOptions {
             strategy: Strategy::Ilp,
-            time_limit: Duration::from_secs(2),
+            time_limit: Duration::from_secs(1),
             spot_rework_hours: 1.0,
             unavailable: HashSet::new(),
         }
     }
 }
 
+/// Share of the time limit the ILP's search may use; the rest turns its assignment into a plan
+/// (pod names, node claims, the lower bound), so the whole call ends within the limit.
+pub const SEARCH_SHARE: f64 = 0.9;
+
 /// Plan the pending pods of `snapshot`.
 pub fn plan(snapshot: &Snapshot, catalog: &Catalog, options: &PlanOptions) -> Plan {
     let start = Instant::now();
+    let search = options.time_limit.mul_f64(SEARCH_SHARE);
     let Some(strict) = preferences::as_required(snapshot) else {
-        return plan_once(snapshot, catalog, options, start, start + options.time_limit);
+        return plan_once(snapshot, catalog, options, start, start + search);
     };
-    let base = plan_once(snapshot, catalog, options, start, start + options.time_limit / 2);
-    let preferred = plan_once(&strict, catalog, options, start, start + options.time_limit);
+    let base = plan_once(snapshot, catalog, options, start, start + search / 2);
+    let preferred = plan_once(&strict, catalog, options, start, start + search);
     let mut chosen = if preferences::costs_nothing(&base, &preferred) {
         preferred
     } else {
