@@ -57,6 +57,9 @@ mod tests {
                 created: 0,
                 node_name: None,
                 owner_kind: Some("DaemonSet".into()),
+                started: None,
+                do_not_disrupt: Default::default(),
+                mirror: false,
             },
         }
     }

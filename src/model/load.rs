@@ -597,6 +597,8 @@ fn read_pool(input: &Input<'_>, warnings: &mut Vec<String>) -> Result<Pool, Mode
         limits,
         max_hourly_cost,
         min_on_demand_percent,
+        disruption: Default::default(),
+        template_hash: String::new(),
     })
 }
 
@@ -854,6 +856,13 @@ fn read_node(
         price,
         in_flight: false,
         cordoned: spec.unschedulable.unwrap_or(false),
+        created: 0,
+        initialized: true,
+        deleting: false,
+        do_not_disrupt: false,
+        pool_hash: None,
+        last_pod_event: None,
+        interruption: None,
     })
 }
 
@@ -974,6 +983,13 @@ fn read_claim(
         price,
         in_flight: true,
         cordoned: false,
+        created: 0,
+        initialized: false,
+        deleting: false,
+        do_not_disrupt: false,
+        pool_hash: None,
+        last_pod_event: None,
+        interruption: None,
     }))
 }
 

@@ -1,6 +1,7 @@
 //! The cluster model: quantities, resources, labels, pods, nodes and the snapshot the engine plans from.
 
 pub mod daemonset;
+pub mod disruption;
 pub mod error;
 pub mod labels;
 pub mod load;

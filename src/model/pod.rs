@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use serde::{Deserialize, Serialize};
 
+use super::disruption::DoNotDisrupt;
 use super::error::ModelError;
 use super::labels::{HOSTNAME, canonical_key};
 use super::quantity::Quantity;
@@ -138,6 +139,15 @@ pub struct PodInfo {
     pub node_name: Option<String>,
     /// The kind of its controlling owner (`ReplicaSet`, `DaemonSet`, `Job`, ...).
     pub owner_kind: Option<String>,
+    /// `status.startTime`, seconds since the epoch.
+    #[serde(default)]
+    pub started: Option<i64>,
+    /// The `purser.dev/do-not-disrupt` (or `karpenter.sh/do-not-disrupt`) annotation.
+    #[serde(default)]
+    pub do_not_disrupt: DoNotDisrupt,
+    /// True for a mirror (static) pod.
+    #[serde(default)]
+    pub mirror: bool,
 }
 
 impl PodInfo {
@@ -209,6 +219,9 @@ pub fn pod_from_k8s(pod: &core::Pod) -> Result<PodInfo, ModelError> {
             .flatten()
             .find(|o| o.controller == Some(true))
             .map(|o| o.kind.clone()),
+        started: None,
+        do_not_disrupt: DoNotDisrupt::No,
+        mirror: false,
         namespace,
     })
 }

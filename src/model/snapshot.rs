@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::disruption::{DisruptionPolicy, InterruptionKind, PdbInfo};
 use super::pod::{LabelSelector, PodInfo};
 use super::requirements::Requirements;
 use super::resources::Resources;
@@ -38,6 +39,28 @@ pub struct NodeInfo {
     pub in_flight: bool,
     /// True when `spec.unschedulable` is set (cordoned): no new pods go there.
     pub cordoned: bool,
+    /// Creation time, seconds since the epoch (0 when unknown).
+    #[serde(default)]
+    pub created: i64,
+    /// True once the node is initialized: its Ready condition is True (or it carries
+    /// `purser.dev/initialized: "true"` or Karpenter's `karpenter.sh/initialized`).
+    #[serde(default)]
+    pub initialized: bool,
+    /// True when `metadata.deletionTimestamp` is set.
+    #[serde(default)]
+    pub deleting: bool,
+    /// True when the node carries `purser.dev/do-not-disrupt: "true"` (or Karpenter's spelling).
+    #[serde(default)]
+    pub do_not_disrupt: bool,
+    /// The `purser.dev/nodepool-hash` annotation: the template hash it was launched from.
+    #[serde(default)]
+    pub pool_hash: Option<String>,
+    /// The `purser.dev/last-pod-event` annotation, seconds since the epoch.
+    #[serde(default)]
+    pub last_pod_event: Option<i64>,
+    /// The `purser.dev/interruption` annotation.
+    #[serde(default)]
+    pub interruption: Option<InterruptionKind>,
 }
 
 /// A DaemonSet: its pod template decides which nodes it lands on and what it reserves there.
@@ -70,6 +93,13 @@ pub struct Pool {
     pub max_hourly_cost: Option<f64>,
     /// Percent of placed pod CPU that must be on on-demand nodes.
     pub min_on_demand_percent: f64,
+    /// `spec.disruption` and `spec.template.spec.expireAfter`.
+    #[serde(default)]
+    pub disruption: DisruptionPolicy,
+    /// Hash of the template fields whose change drifts a node (labels, taints, startup taints,
+    /// nodeClassRef); compared with the node's `purser.dev/nodepool-hash` annotation.
+    #[serde(default)]
+    pub template_hash: String,
 }
 
 /// A validated CostBudget.
@@ -106,6 +136,9 @@ pub struct Snapshot {
     pub pools: Vec<Pool>,
     /// CostBudgets.
     pub budgets: Vec<Budget>,
+    /// PodDisruptionBudgets.
+    #[serde(default)]
+    pub pdbs: Vec<PdbInfo>,
 }
 
 impl Snapshot {
