@@ -8,5 +8,6 @@ pub mod bench;
 pub mod catalog;
 pub mod cli;
 pub mod cost;
+pub mod disruption;
 pub mod model;
 pub mod solver;

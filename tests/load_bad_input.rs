@@ -307,3 +307,69 @@ fn bundled_example_loads() {
         assert_eq!(overhead.get(CPU), Quantity::from_milli(100));
     }
 }
+
+#[test]
+fn disruption_budget_errors_name_the_field() {
+    let with_budgets = |budgets: &str| {
+        POOL.replace(
+            "  weight: 50\n",
+            &format!("  weight: 50\n  disruption:\n    budgets: {budgets}\n"),
+        )
+    };
+    let cases = [
+        ("[{nodes: \"150%\"}]", "spec.disruption.budgets[0].nodes"),
+        ("[{nodes: \"1\"}, {nodes: \"-1\"}]", "spec.disruption.budgets[1].nodes"),
+        (
+            "[{nodes: \"1\", schedule: \"@daily\"}]",
+            "spec.disruption.budgets[0].duration",
+        ),
+        ("[{nodes: \"1\", duration: 1h}]", "spec.disruption.budgets[0].schedule"),
+        (
+            "[{nodes: \"1\", schedule: \"61 * * * *\", duration: 1h}]",
+            "spec.disruption.budgets[0].schedule",
+        ),
+        (
+            "[{nodes: \"1\", reasons: [Empty, Bored]}]",
+            "spec.disruption.budgets[0].reasons[1]",
+        ),
+    ];
+    for (budgets, field) in cases {
+        let e = load_err(&with_budgets(budgets));
+        assert_eq!(e.object, "NodePool gpu", "{budgets}");
+        assert_eq!(e.field, field, "{budgets}: {e}");
+    }
+    let good = load(&with_budgets("[{nodes: \"1\", schedule: \"@daily\", duration: 10m}]")).unwrap();
+    assert_eq!(good.snapshot.pools[0].disruption.budgets[0].duration, Some(600));
+}
+
+#[test]
+fn bad_expire_after_names_the_field() {
+    let e = pool_error("    spec:\n", "    spec:\n      expireAfter: 1w\n");
+    assert_eq!(e.field, "spec.template.spec.expireAfter");
+    assert!(e.message.contains("1w"), "{e}");
+}
+
+#[test]
+fn bad_do_not_disrupt_annotation_names_pod_and_key() {
+    let e = load_err(&POD.replace(
+        "  labels: {team: vision}\n",
+        "  labels: {team: vision}\n  annotations: {karpenter.sh/do-not-disrupt: forever}\n",
+    ));
+    assert_eq!(e.object, "Pod ml/trainer-0");
+    assert_eq!(e.field, "metadata.annotations.karpenter.sh/do-not-disrupt");
+    assert!(e.message.contains("forever"), "{e}");
+}
+
+#[test]
+fn bad_pdb_names_budget_and_field() {
+    let pdb = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: trainers, namespace: ml}\n\
+               spec: {selector: {matchLabels: {team: vision}}, maxUnavailable: \"200%\"}\n";
+    let e = load_err(&format!("{POD}---\n{pdb}"));
+    assert_eq!(e.object, "PodDisruptionBudget ml/trainers");
+    assert_eq!(e.field, "spec.maxUnavailable");
+    let fine = load(&format!("{POD}---\n{}", pdb.replace("\"200%\"", "1"))).unwrap();
+    assert_eq!(
+        fine.snapshot.pdbs[0].disruptions_allowed, 0,
+        "its only pod is pending: already unavailable"
+    );
+}

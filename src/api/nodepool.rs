@@ -24,7 +24,7 @@ pub struct NodePoolSpec {
     pub limits: BTreeMap<String, String>,
     /// Disruption settings (used by the disruption engine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub disruption: Option<serde_json::Value>,
+    pub disruption: Option<Disruption>,
     /// Purser: a dollar cap on the pool's hourly run-rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<PoolBudget>,
@@ -95,4 +95,61 @@ pub struct PoolBudget {
 pub struct CapacityMix {
     /// Percent (0–100) of the pool's placed pod CPU requests that must be on on-demand nodes.
     pub min_on_demand_percent: f64,
+}
+
+/// `spec.disruption`, shaped like Karpenter v1's, plus Purser's savings thresholds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Disruption {
+    /// `WhenEmpty` or `WhenEmptyOrUnderutilized` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consolidation_policy: Option<String>,
+    /// How long a node must be empty or stable before consolidation (`10m` by default, `Never` allowed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consolidate_after: Option<String>,
+    /// Purser: least saving, in percent (0–100) of the replaced nodes' cost, worth a consolidation (10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_savings_percent: Option<f64>,
+    /// Purser: least saving, USD per hour, worth a consolidation (0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_savings_per_hour: Option<f64>,
+    /// Limits on how many nodes may be disrupted at once; one `10%` budget when unset, none when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budgets: Option<Vec<DisruptionBudgetSpec>>,
+    /// Purser: launch replacements on a rebalance recommendation, not only on an interruption.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub prelaunch_on_rebalance: bool,
+}
+
+/// One disruption budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DisruptionBudgetSpec {
+    /// Nodes that may be disrupted at once: a count (`"5"`) or a percent of the pool (`"10%"`).
+    #[serde(default = "default_budget_nodes")]
+    pub nodes: String,
+    /// A cron schedule (UTC) at which the budget becomes active; always active when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// How long the budget stays active after each schedule hit (required with `schedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// Reasons it applies to (`Empty`, `Underutilized`, `GpuIdle`, `Drifted`, `Expired`); all when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<String>>,
+}
+
+impl Default for DisruptionBudgetSpec {
+    fn default() -> Self {
+        DisruptionBudgetSpec {
+            nodes: default_budget_nodes(),
+            schedule: None,
+            duration: None,
+            reasons: None,
+        }
+    }
+}
+
+fn default_budget_nodes() -> String {
+    "10%".into()
 }

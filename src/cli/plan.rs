@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use crate::catalog::Catalog;
+use crate::disruption::{self, Decision, DisruptOptions, Replacement};
+use crate::model::Snapshot;
+use crate::model::disruption::InterruptionKind;
 use crate::model::load::load_files;
 use crate::solver::{self, Plan, PlanOptions, Strategy};
 
@@ -47,6 +50,50 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value = "json")]
     pub output: Output,
+    /// Print disruption commands (consolidation, drift, expiry, interruption) instead of a
+    /// provisioning plan.
+    #[arg(long)]
+    pub disrupt: bool,
+    /// The clock for `--disrupt`, RFC 3339 (default: now).
+    #[arg(long, value_parser = parse_rfc3339, requires = "disrupt")]
+    pub now: Option<i64>,
+    /// An interruption notice for `--disrupt`: NODE=spot-interruption|rebalance|scheduled-change
+    /// (repeatable; adds to the nodes' `purser.dev/interruption` annotations).
+    #[arg(long = "interruption", value_parser = parse_interruption, requires = "disrupt")]
+    pub interruptions: Vec<(String, InterruptionKind)>,
+    /// Consolidation replacements for `--disrupt`: m-to-n (Purser) or m-to-1 (Karpenter's rule).
+    #[arg(long, value_enum, default_value = "m-to-n", requires = "disrupt")]
+    pub replacement: ReplacementArg,
+}
+
+/// Consolidation replacement flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReplacementArg {
+    /// Any set of nodes by any set of new nodes.
+    MToN,
+    /// Any set of nodes by at most one new node.
+    MTo1,
+}
+
+/// Parse an RFC 3339 time into seconds since the epoch.
+pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp())
+        .map_err(|e| format!("invalid time {text:?}: {e} (expected RFC 3339, e.g. 2026-11-25T12:00:00Z)"))
+}
+
+/// Parse `NODE=KIND` for `--interruption`.
+pub fn parse_interruption(text: &str) -> Result<(String, InterruptionKind), String> {
+    let (node, kind) = text
+        .split_once('=')
+        .ok_or_else(|| format!("invalid interruption {text:?} (expected NODE=KIND)"))?;
+    let kind = InterruptionKind::parse(kind).ok_or_else(|| {
+        format!("invalid interruption kind {kind:?} (expected spot-interruption, rebalance or scheduled-change)")
+    })?;
+    if node.is_empty() {
+        return Err(format!("invalid interruption {text:?}: the node name is empty"));
+    }
+    Ok((node.to_string(), kind))
 }
 
 /// Run `purser plan`.
@@ -84,6 +131,9 @@ pub fn run(args: PlanArgs) -> i32 {
         spot_rework_hours: args.spot_rework_hours,
         ..PlanOptions::default()
     };
+    if args.disrupt {
+        return disrupt(&args, loaded.snapshot, &catalog, options);
+    }
     let plan = solver::plan(&loaded.snapshot, &catalog, &options);
     match args.output {
         Output::Json => match serde_json::to_string_pretty(&plan) {
@@ -96,6 +146,67 @@ pub fn run(args: PlanArgs) -> i32 {
         Output::Table => print!("{}", table(&plan)),
     }
     0
+}
+
+/// Run `purser plan --disrupt`.
+fn disrupt(args: &PlanArgs, mut snapshot: Snapshot, catalog: &Catalog, plan: PlanOptions) -> i32 {
+    for (name, kind) in &args.interruptions {
+        match snapshot.nodes.iter_mut().find(|n| &n.name == name) {
+            Some(node) => node.interruption = Some(*kind),
+            None => {
+                eprintln!("error: --interruption names node {name:?}, which is not in the input");
+                return 2;
+            }
+        }
+    }
+    let now = args.now.unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let mut options = DisruptOptions::at(now);
+    options.plan.strategy = plan.strategy;
+    options.plan.spot_rework_hours = plan.spot_rework_hours;
+    options.replacement = match args.replacement {
+        ReplacementArg::MToN => Replacement::ManyToMany,
+        ReplacementArg::MTo1 => Replacement::ManyToOne,
+    };
+    let decision = disruption::decide(&snapshot, catalog, &options);
+    match args.output {
+        Output::Json => match serde_json::to_string_pretty(&decision) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("error: cannot print the decision: {e}");
+                return 1;
+            }
+        },
+        Output::Table => print!("{}", disruption_table(&decision)),
+    }
+    0
+}
+
+/// Disruption commands as a table for people.
+pub fn disruption_table(decision: &Decision) -> String {
+    let mut out = String::new();
+    for c in &decision.commands {
+        let claims: Vec<String> = c
+            .node_claims
+            .iter()
+            .map(|n| format!("{} {} {}", n.instance_type, n.capacity_type, n.zone))
+            .collect();
+        out.push_str(&format!(
+            "{:?} {:<13} nodes [{}] -> [{}]  saving {:.4} USD/h  ({})\n",
+            c.action,
+            c.reason.as_str(),
+            c.nodes.join(", "),
+            claims.join(", "),
+            c.saving_per_hour,
+            c.detail
+        ));
+    }
+    for b in &decision.blocked {
+        out.push_str(&format!("blocked {}: {}\n", b.node, b.reason));
+    }
+    if decision.commands.is_empty() {
+        out.push_str("no disruption commands\n");
+    }
+    out
 }
 
 /// The plan as a table for people.

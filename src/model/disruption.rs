@@ -211,3 +211,165 @@ pub const LAST_POD_EVENT: &str = "purser.dev/last-pod-event";
 pub const INTERRUPTION: &str = "purser.dev/interruption";
 /// Pod annotation that marks a mirror (static) pod.
 pub const MIRROR_POD: &str = "kubernetes.io/config.mirror";
+/// Node label: the node finished initialization (set by the controller).
+pub const INITIALIZED: &str = "purser.dev/initialized";
+/// Karpenter's spelling of `INITIALIZED`.
+pub const KARPENTER_INITIALIZED: &str = "karpenter.sh/initialized";
+/// The value of `consolidateAfter` and `expireAfter` that turns the timer off.
+pub const NEVER: &str = "Never";
+
+/// Parse a Go-style duration made of whole `h`, `m` and `s` parts (`90s`, `30m`, `1h30m`) into
+/// seconds; `0` alone is zero. Signs, fractions, other units, spaces and empty text are rejected.
+pub fn parse_go_duration(text: &str) -> Option<i64> {
+    if text == "0" {
+        return Some(0);
+    }
+    let mut rest = text;
+    let mut total: i64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let number: i64 = rest[..digits].parse().ok()?;
+        let scale = match rest[digits..].chars().next()? {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+        total = total.checked_add(number.checked_mul(scale)?)?;
+        rest = &rest[digits + 1..];
+    }
+    (!text.is_empty()).then_some(total)
+}
+
+/// Parse a duration that may be `Never`: `Some(None)` for `Never`, `Some(Some(seconds))` for a
+/// duration, `None` when the text is neither.
+pub fn parse_duration_or_never(text: &str) -> Option<Option<i64>> {
+    if text == NEVER {
+        Some(None)
+    } else {
+        parse_go_duration(text).map(Some)
+    }
+}
+
+/// Parse a budget's `nodes`: a count (`"5"`) or a percent from 0% to 100% (`"10%"`).
+pub fn parse_budget_nodes(text: &str) -> Option<BudgetNodes> {
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match text.strip_suffix('%') {
+        Some(p) if all_digits(p) => p.parse().ok().filter(|p| *p <= 100).map(BudgetNodes::Percent),
+        Some(_) => None,
+        None if all_digits(text) => text.parse().ok().map(BudgetNodes::Count),
+        None => None,
+    }
+}
+
+/// Parse a pod's `do-not-disrupt` annotation: `true`, `false` or a duration such as `30m`.
+pub fn parse_do_not_disrupt(text: &str) -> Option<DoNotDisrupt> {
+    match text {
+        "true" => Some(DoNotDisrupt::Always),
+        "false" => Some(DoNotDisrupt::No),
+        _ => parse_go_duration(text).map(DoNotDisrupt::For),
+    }
+}
+
+/// Parse `WhenEmpty` or `WhenEmptyOrUnderutilized`.
+pub fn parse_consolidation_policy(text: &str) -> Option<ConsolidationPolicy> {
+    match text {
+        "WhenEmpty" => Some(ConsolidationPolicy::WhenEmpty),
+        "WhenEmptyOrUnderutilized" => Some(ConsolidationPolicy::WhenEmptyOrUnderutilized),
+        _ => None,
+    }
+}
+
+/// The reasons a budget may name (every reason except `Interrupted`).
+pub const BUDGET_REASONS: [Reason; 5] = [
+    Reason::Empty,
+    Reason::Underutilized,
+    Reason::GpuIdle,
+    Reason::Drifted,
+    Reason::Expired,
+];
+
+/// Parse a reason a budget may name (see [`BUDGET_REASONS`]).
+pub fn parse_budget_reason(text: &str) -> Option<Reason> {
+    BUDGET_REASONS.into_iter().find(|r| r.as_str() == text)
+}
+
+/// 64-bit FNV-1a hash of `bytes` (the same on every machine and build).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes
+        .iter()
+        .fold(OFFSET, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(PRIME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        for (text, seconds) in [
+            ("90s", 90),
+            ("30m", 1800),
+            ("2h", 7200),
+            ("1h30m", 5400),
+            ("1h0m5s", 3605),
+            ("0", 0),
+        ] {
+            assert_eq!(parse_go_duration(text), Some(seconds), "{text}");
+        }
+        for text in [
+            "",
+            "-5m",
+            "+5m",
+            "1.5h",
+            "5",
+            "m",
+            "5d",
+            "500ms",
+            "1h 30m",
+            " 5m",
+            "99999999999999999999h",
+        ] {
+            assert_eq!(parse_go_duration(text), None, "{text}");
+        }
+        assert_eq!(parse_duration_or_never("Never"), Some(None));
+        assert_eq!(parse_duration_or_never("never"), None);
+    }
+
+    #[test]
+    fn budget_nodes() {
+        assert_eq!(parse_budget_nodes("5"), Some(BudgetNodes::Count(5)));
+        assert_eq!(parse_budget_nodes("0"), Some(BudgetNodes::Count(0)));
+        assert_eq!(parse_budget_nodes("100%"), Some(BudgetNodes::Percent(100)));
+        assert_eq!(parse_budget_nodes("0%"), Some(BudgetNodes::Percent(0)));
+        for text in ["150%", "-1", "", "%", "5.5", "ten", " 5", "-1%", "99999999999"] {
+            assert_eq!(parse_budget_nodes(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn do_not_disrupt_values() {
+        assert_eq!(parse_do_not_disrupt("true"), Some(DoNotDisrupt::Always));
+        assert_eq!(parse_do_not_disrupt("false"), Some(DoNotDisrupt::No));
+        assert_eq!(parse_do_not_disrupt("1h30m"), Some(DoNotDisrupt::For(5400)));
+        assert_eq!(parse_do_not_disrupt("yes"), None);
+    }
+
+    #[test]
+    fn budget_reasons_exclude_interrupted() {
+        assert_eq!(parse_budget_reason("GpuIdle"), Some(Reason::GpuIdle));
+        assert_eq!(parse_budget_reason("Interrupted"), None);
+    }
+
+    #[test]
+    fn fnv1a64_known_values() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+}

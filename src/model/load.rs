@@ -5,28 +5,39 @@
 //! [`Loaded`] snapshot plus warnings about what was skipped, or the first [`ModelError`], which
 //! names the file and document, or the object (`Kind namespace/name`) and the field at fault.
 //!
-//! Kinds read: `v1` Pod and Node, `apps/v1` DaemonSet, `purser.dev/v1` NodePool, NodeClaim and
-//! CostBudget (and `karpenter.sh/v1` NodePool and NodeClaim, which have the same shape).
+//! Kinds read: `v1` Pod and Node, `apps/v1` DaemonSet, `policy/v1` PodDisruptionBudget,
+//! `purser.dev/v1` NodePool, NodeClaim and CostBudget (and `karpenter.sh/v1` NodePool and
+//! NodeClaim, which have the same shape).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use k8s_openapi::api::apps::v1 as apps;
 use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::policy::v1 as policy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::disruption::{
+    BUDGET_REASONS, BudgetNodes, DO_NOT_DISRUPT, DisruptionBudget, DisruptionPolicy, INITIALIZED, INTERRUPTION,
+    InterruptionKind, KARPENTER_DO_NOT_DISRUPT, KARPENTER_INITIALIZED, LAST_POD_EVENT, NODEPOOL_HASH, PdbInfo, Reason,
+    fnv1a64, parse_budget_nodes, parse_budget_reason, parse_consolidation_policy, parse_duration_or_never,
+    parse_go_duration,
+};
 use super::error::ModelError;
 use super::labels::{self, CAPACITY_TYPE, INSTANCE_TYPE, NODEPOOL, ZONE, canonical_key};
-use super::pod::{label_selector, pod_from_k8s};
+use super::pod::{LabelSelector, PodInfo, label_selector, pod_from_k8s};
 use super::quantity::Quantity;
 use super::requirements::{Operator, Requirement, RequirementError, Requirements};
 use super::resources::{PODS, Resources};
 use super::snapshot::{Budget, DaemonSetInfo, NodeInfo, Pool, Snapshot};
 use super::taints::{Effect, Taint, Toleration};
-use crate::api::{self, NodeSelectorRequirement, TaintSpec};
+use crate::api::nodepool::{DisruptionBudgetSpec, NodeClaimTemplate};
+use crate::api::{self, NodeClassRef, NodeSelectorRequirement, TaintSpec};
 use crate::catalog::{CapacityType, Catalog, InstanceType};
 
 /// The API group of Purser's custom resources.
@@ -229,11 +240,12 @@ enum Kind {
     NodePool,
     NodeClaim,
     CostBudget,
+    PodDisruptionBudget,
 }
 
 impl Kind {
     fn namespaced(self) -> bool {
-        matches!(self, Kind::Pod | Kind::DaemonSet)
+        matches!(self, Kind::Pod | Kind::DaemonSet | Kind::PodDisruptionBudget)
     }
 
     /// The API versions accepted for a kind name, and the kind.
@@ -242,6 +254,7 @@ impl Kind {
         const APPS: &[&str] = &["apps/v1"];
         const POOLS: &[&str] = &[PURSER_API_VERSION, KARPENTER_API_VERSION];
         const PURSER: &[&str] = &[PURSER_API_VERSION];
+        const POLICY: &[&str] = &["policy/v1"];
         Some(match kind {
             "Pod" => (Kind::Pod, CORE),
             "Node" => (Kind::Node, CORE),
@@ -249,6 +262,7 @@ impl Kind {
             "NodePool" => (Kind::NodePool, POOLS),
             "NodeClaim" => (Kind::NodeClaim, POOLS),
             "CostBudget" => (Kind::CostBudget, PURSER),
+            "PodDisruptionBudget" => (Kind::PodDisruptionBudget, POLICY),
             _ => return None,
         })
     }
@@ -363,6 +377,11 @@ pub fn snapshot_from_objects(objects: &[Value], catalog: &Catalog) -> Result<Loa
         snapshot.pods.push(pod_from_k8s(&pod)?);
     }
     snapshot.pods.sort_by(|a, b| a.key.cmp(&b.key));
+
+    for input in of(Kind::PodDisruptionBudget) {
+        snapshot.pdbs.push(read_pdb(input, &snapshot.pods, &mut warnings)?);
+    }
+    snapshot.pdbs.sort_by(|a, b| a.key.cmp(&b.key));
 
     let mut registered = Registered::default();
     for input in of(Kind::Node) {
@@ -503,6 +522,7 @@ fn read_pool(input: &Input<'_>, warnings: &mut Vec<String>) -> Result<Pool, Mode
     let object = &input.object;
     let mut value = input.value.clone();
     stringify_numbers(value.pointer_mut("/spec/limits"));
+    stringify_budget_nodes(value.pointer_mut("/spec/disruption/budgets"));
     let pool: api::NodePool = decode(&value, object)?;
     let spec = &pool.spec;
     let tspec = &spec.template.spec;
@@ -555,17 +575,7 @@ fn read_pool(input: &Input<'_>, warnings: &mut Vec<String>) -> Result<Pool, Mode
 
     let min_on_demand_percent = match &spec.capacity_mix {
         None => 0.0,
-        Some(m) => {
-            let p = m.min_on_demand_percent;
-            if !p.is_finite() || !(0.0..=100.0).contains(&p) {
-                return Err(ModelError::new(
-                    object,
-                    "spec.capacityMix.minOnDemandPercent",
-                    &format!("is {p}; must be between 0 and 100"),
-                ));
-            }
-            p
-        }
+        Some(m) => percent(object, "spec.capacityMix.minOnDemandPercent", m.min_on_demand_percent)?,
     };
 
     let template_labels = &spec.template.metadata.labels;
@@ -597,9 +607,190 @@ fn read_pool(input: &Input<'_>, warnings: &mut Vec<String>) -> Result<Pool, Mode
         limits,
         max_hourly_cost,
         min_on_demand_percent,
-        disruption: Default::default(),
-        template_hash: String::new(),
+        disruption: read_disruption(object, spec)?,
+        template_hash: template_hash(&spec.template),
     })
+}
+
+fn percent(object: &str, field: &str, p: f64) -> Result<f64, ModelError> {
+    if p.is_finite() && (0.0..=100.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(ModelError::new(
+            object,
+            field,
+            &format!("is {p}; must be between 0 and 100"),
+        ))
+    }
+}
+
+/// Turn a number in a budget's `nodes` into a string (`nodes: 5` means `"5"`).
+fn stringify_budget_nodes(value: Option<&mut Value>) {
+    if let Some(Value::Array(budgets)) = value {
+        for budget in budgets {
+            if let Some(v @ Value::Number(_)) = budget.get_mut("nodes") {
+                *v = Value::String(v.to_string());
+            }
+        }
+    }
+}
+
+fn duration_or_never(object: &str, field: &str, text: &str) -> Result<Option<i64>, ModelError> {
+    parse_duration_or_never(text).ok_or_else(|| {
+        ModelError::new(
+            object,
+            field,
+            &format!("invalid duration {text:?} (expected whole h, m and s parts such as 90s, 10m or 1h30m, or Never)"),
+        )
+    })
+}
+
+/// `spec.disruption` and `spec.template.spec.expireAfter`, with Karpenter's defaults.
+fn read_disruption(object: &str, spec: &api::NodePoolSpec) -> Result<DisruptionPolicy, ModelError> {
+    let defaults = DisruptionPolicy::default();
+    let d = spec.disruption.clone().unwrap_or_default();
+    let consolidation_policy = match &d.consolidation_policy {
+        None => defaults.consolidation_policy,
+        Some(p) => parse_consolidation_policy(p).ok_or_else(|| {
+            ModelError::new(
+                object,
+                "spec.disruption.consolidationPolicy",
+                &format!("unknown policy {p:?} (expected WhenEmpty or WhenEmptyOrUnderutilized)"),
+            )
+        })?,
+    };
+    let consolidate_after = match &d.consolidate_after {
+        None => defaults.consolidate_after,
+        Some(t) => duration_or_never(object, "spec.disruption.consolidateAfter", t)?,
+    };
+    let expire_after = match &spec.template.spec.expire_after {
+        None => defaults.expire_after,
+        Some(t) => duration_or_never(object, "spec.template.spec.expireAfter", t)?,
+    };
+    let min_savings_percent = match d.min_savings_percent {
+        None => defaults.min_savings_percent,
+        Some(p) => percent(object, "spec.disruption.minSavingsPercent", p)?,
+    };
+    let min_savings_per_hour = match d.min_savings_per_hour {
+        None => defaults.min_savings_per_hour,
+        Some(v) => non_negative(object, "spec.disruption.minSavingsPerHour", v)?,
+    };
+    let budgets = match &d.budgets {
+        None => defaults.budgets,
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, b)| read_disruption_budget(object, &format!("spec.disruption.budgets[{i}]"), b))
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(DisruptionPolicy {
+        consolidation_policy,
+        consolidate_after,
+        min_savings_percent,
+        min_savings_per_hour,
+        budgets,
+        expire_after,
+        prelaunch_on_rebalance: d.prelaunch_on_rebalance,
+    })
+}
+
+fn read_disruption_budget(object: &str, at: &str, b: &DisruptionBudgetSpec) -> Result<DisruptionBudget, ModelError> {
+    let nodes = parse_budget_nodes(&b.nodes).ok_or_else(|| {
+        ModelError::new(
+            object,
+            &format!("{at}.nodes"),
+            &format!(
+                "is {:?}; expected a node count (an integer 0 or more, e.g. \"5\") or a percent from 0% to 100% (e.g. \"10%\")",
+                b.nodes
+            ),
+        )
+    })?;
+    if let Some(s) = &b.schedule {
+        croner::Cron::from_str(s).map_err(|e| {
+            ModelError::new(
+                object,
+                &format!("{at}.schedule"),
+                &format!("invalid cron schedule {s:?}: {e}"),
+            )
+        })?;
+    }
+    let duration = match &b.duration {
+        None => None,
+        Some(t) => Some(parse_go_duration(t).ok_or_else(|| {
+            ModelError::new(
+                object,
+                &format!("{at}.duration"),
+                &format!("invalid duration {t:?} (expected whole h, m and s parts such as 30m or 1h30m)"),
+            )
+        })?),
+    };
+    match (&b.schedule, duration) {
+        (Some(_), None) => Err(ModelError::new(
+            object,
+            &format!("{at}.duration"),
+            "missing: a budget with a schedule needs a duration (set both or neither)",
+        )),
+        (None, Some(_)) => Err(ModelError::new(
+            object,
+            &format!("{at}.schedule"),
+            "missing: a budget with a duration needs a schedule (set both or neither)",
+        )),
+        _ => Ok(DisruptionBudget {
+            nodes,
+            schedule: b.schedule.clone(),
+            duration,
+            reasons: budget_reasons(object, at, b.reasons.as_deref().unwrap_or(&[]))?,
+        }),
+    }
+}
+
+fn budget_reasons(object: &str, at: &str, list: &[String]) -> Result<Vec<Reason>, ModelError> {
+    let mut reasons = list
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            parse_budget_reason(r).ok_or_else(|| {
+                let accepted: Vec<&str> = BUDGET_REASONS.iter().map(|r| r.as_str()).collect();
+                ModelError::new(
+                    object,
+                    &format!("{at}.reasons[{i}]"),
+                    &format!("unknown reason {r:?} (expected one of {})", accepted.join(", ")),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    reasons.sort();
+    reasons.dedup();
+    Ok(reasons)
+}
+
+/// What the template hash covers, in a fixed field order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HashedTemplate<'a> {
+    labels: &'a BTreeMap<String, String>,
+    taints: Vec<&'a TaintSpec>,
+    startup_taints: Vec<&'a TaintSpec>,
+    node_class_ref: Option<&'a NodeClassRef>,
+}
+
+/// FNV-1a 64 (hex) of the canonical JSON of the template's labels, taints (sorted), startup taints (sorted) and nodeClassRef.
+fn template_hash(template: &NodeClaimTemplate) -> String {
+    let hashed = HashedTemplate {
+        labels: &template.metadata.labels,
+        taints: sorted_taints(&template.spec.taints),
+        startup_taints: sorted_taints(&template.spec.startup_taints),
+        node_class_ref: template.spec.node_class_ref.as_ref(),
+    };
+    // Maps, strings and options of strings always serialize.
+    let canonical = serde_json::to_vec(&hashed).unwrap_or_default();
+    format!("{:016x}", fnv1a64(&canonical))
+}
+
+fn sorted_taints(list: &[TaintSpec]) -> Vec<&TaintSpec> {
+    let mut v: Vec<&TaintSpec> = list.iter().collect();
+    v.sort_by(|a, b| (&a.key, &a.value, &a.effect).cmp(&(&b.key, &b.value, &b.effect)));
+    v
 }
 
 fn non_negative(object: &str, field: &str, value: f64) -> Result<f64, ModelError> {
@@ -834,6 +1025,7 @@ fn read_node(
 
     let capacity_type = capacity_type_of(object, &node_labels, warnings);
     let zone = node_labels.get(ZONE).cloned();
+    let marks = read_marks(object, &node.metadata)?;
     let price = price_of(
         &format!("node {}", input.name),
         instance_type.as_deref(),
@@ -856,13 +1048,13 @@ fn read_node(
         price,
         in_flight: false,
         cordoned: spec.unschedulable.unwrap_or(false),
-        created: 0,
-        initialized: true,
-        deleting: false,
-        do_not_disrupt: false,
-        pool_hash: None,
-        last_pod_event: None,
-        interruption: None,
+        created: marks.created,
+        initialized: node_initialized(node),
+        deleting: marks.deleting,
+        do_not_disrupt: marks.do_not_disrupt,
+        pool_hash: marks.pool_hash,
+        last_pod_event: marks.last_pod_event,
+        interruption: marks.interruption,
     })
 }
 
@@ -959,6 +1151,7 @@ fn read_claim(
         })?;
 
     let taints = template_taints(object, "spec.taints", &claim.spec.taints)?;
+    let marks = read_marks(object, &claim.metadata)?;
     let capacity_type = capacity_type_of(object, &claim_labels, warnings);
     let zone = claim_labels.get(ZONE).cloned();
     let price = price_of(
@@ -983,14 +1176,155 @@ fn read_claim(
         price,
         in_flight: true,
         cordoned: false,
-        created: 0,
+        created: marks.created,
         initialized: false,
-        deleting: false,
-        do_not_disrupt: false,
-        pool_hash: None,
-        last_pod_event: None,
-        interruption: None,
+        deleting: marks.deleting,
+        do_not_disrupt: marks.do_not_disrupt,
+        pool_hash: marks.pool_hash,
+        last_pod_event: marks.last_pod_event,
+        interruption: marks.interruption,
     }))
+}
+
+/// What the disruption engine reads from a Node's or NodeClaim's metadata.
+struct Marks {
+    created: i64,
+    deleting: bool,
+    do_not_disrupt: bool,
+    pool_hash: Option<String>,
+    last_pod_event: Option<i64>,
+    interruption: Option<InterruptionKind>,
+}
+
+fn annotation_field(key: &str) -> String {
+    format!("metadata.annotations.{key}")
+}
+
+fn read_marks(object: &str, metadata: &meta::ObjectMeta) -> Result<Marks, ModelError> {
+    let annotations = metadata.annotations.clone().unwrap_or_default();
+    let last_pod_event = match annotations.get(LAST_POD_EVENT) {
+        None => None,
+        Some(text) => Some(
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|e| {
+                    ModelError::new(
+                        object,
+                        &annotation_field(LAST_POD_EVENT),
+                        &format!("invalid time {text:?}: {e} (expected RFC 3339, e.g. 2025-06-01T12:00:00Z)"),
+                    )
+                })?
+                .timestamp(),
+        ),
+    };
+    let interruption = match annotations.get(INTERRUPTION) {
+        None => None,
+        Some(text) => Some(InterruptionKind::parse(text).ok_or_else(|| {
+            ModelError::new(
+                object,
+                &annotation_field(INTERRUPTION),
+                &format!("unknown value {text:?} (expected spot-interruption, rebalance or scheduled-change)"),
+            )
+        })?),
+    };
+    Ok(Marks {
+        created: metadata.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second()),
+        deleting: metadata.deletion_timestamp.is_some(),
+        do_not_disrupt: [DO_NOT_DISRUPT, KARPENTER_DO_NOT_DISRUPT]
+            .iter()
+            .any(|k| annotations.get(*k).is_some_and(|v| v == "true")),
+        pool_hash: annotations.get(NODEPOOL_HASH).cloned(),
+        last_pod_event,
+        interruption,
+    })
+}
+
+/// Ready condition True, or the `purser.dev/initialized` (or Karpenter's) label set to `"true"`.
+fn node_initialized(node: &core::Node) -> bool {
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let labels = node.metadata.labels.as_ref();
+    let marked = [INITIALIZED, KARPENTER_INITIALIZED]
+        .iter()
+        .any(|k| labels.and_then(|l| l.get(*k)).is_some_and(|v| v == "true"));
+    ready || marked
+}
+
+/// A PodDisruptionBudget, with the evictions it allows now over `pods` (already read).
+fn read_pdb(input: &Input<'_>, pods: &[PodInfo], warnings: &mut Vec<String>) -> Result<PdbInfo, ModelError> {
+    let object = &input.object;
+    let pdb: policy::PodDisruptionBudget = decode(input.value, object)?;
+    let spec = pdb.spec.unwrap_or_default();
+    let selector = match &spec.selector {
+        Some(s) => label_selector(object, "spec.selector", s)?,
+        // In policy/v1 a null selector matches no pods (an empty one matches all).
+        None => LabelSelector {
+            requirements: vec![Requirement {
+                key: "purser.dev/never".into(),
+                op: Operator::In,
+                values: vec![],
+            }],
+        },
+    };
+    let min_available = spec.min_available.as_ref();
+    let max_unavailable = spec.max_unavailable.as_ref();
+    if min_available.is_some() && max_unavailable.is_some() {
+        return Err(ModelError::new(
+            object,
+            "spec.maxUnavailable",
+            "cannot be set together with spec.minAvailable (set one of them)",
+        ));
+    }
+    let matching: Vec<&PodInfo> = pods
+        .iter()
+        .filter(|p| p.namespace == input.namespace && selector.matches(&p.labels))
+        .collect();
+    let expected = matching.len() as i64;
+    let healthy = matching.iter().filter(|p| p.node_name.is_some()).count() as i64;
+    let computed = match (min_available, max_unavailable) {
+        (Some(m), _) => Some(healthy - scaled(object, "spec.minAvailable", m, expected)?),
+        (None, Some(m)) => Some(scaled(object, "spec.maxUnavailable", m, expected)? - (expected - healthy)),
+        (None, None) => None,
+    };
+    let status_allowed = pdb.status.and_then(|s| s.disruptions_allowed).map(i64::from);
+    let allowed = match status_allowed.or(computed) {
+        Some(n) => u32::try_from(n.max(0)).unwrap_or(u32::MAX),
+        None => {
+            warnings.push(format!(
+                "{object}: neither spec.minAvailable nor spec.maxUnavailable is set; it limits no evictions"
+            ));
+            u32::MAX
+        }
+    };
+    Ok(PdbInfo {
+        key: format!("{}/{}", input.namespace, input.name),
+        namespace: input.namespace.clone(),
+        selector,
+        disruptions_allowed: allowed,
+    })
+}
+
+/// An int-or-percent of `total` pods (a percent rounds up).
+fn scaled(object: &str, field: &str, value: &IntOrString, total: i64) -> Result<i64, ModelError> {
+    let bad = |shown: String| {
+        ModelError::new(
+            object,
+            field,
+            &format!("is {shown}; expected an integer 0 or more or a percent from 0% to 100% (e.g. \"50%\")"),
+        )
+    };
+    match value {
+        IntOrString::Int(n) if *n >= 0 => Ok(i64::from(*n)),
+        IntOrString::Int(n) => Err(bad(n.to_string())),
+        IntOrString::String(text) => match parse_budget_nodes(text) {
+            Some(BudgetNodes::Percent(p)) => Ok((total * i64::from(p) + 99).div_euclid(100)),
+            _ => Err(bad(format!("{text:?}"))),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -1335,6 +1669,58 @@ spec:
         );
         let e = load(&contradiction).unwrap_err();
         assert!(e.message.starts_with("contradictory requirements: "), "{e}");
+    }
+
+    #[test]
+    fn node_is_initialized_only_when_ready_or_labelled() {
+        assert!(!load(NODE).unwrap().snapshot.nodes[0].initialized);
+        let ready = format!("{NODE}  conditions: [{{type: Ready, status: \"True\"}}]\n");
+        assert!(load(&ready).unwrap().snapshot.nodes[0].initialized);
+        let labelled = NODE.replace(
+            "    karpenter.sh/nodepool: general\n",
+            "    karpenter.sh/initialized: \"true\"\n",
+        );
+        assert!(load(&labelled).unwrap().snapshot.nodes[0].initialized);
+    }
+
+    #[test]
+    fn pool_without_disruption_takes_defaults() {
+        let pool = &load(POOL).unwrap().snapshot.pools[0];
+        assert_eq!(pool.disruption, DisruptionPolicy::default());
+        assert_eq!(pool.template_hash.len(), 16);
+    }
+
+    #[test]
+    fn template_hash_ignores_taint_order() {
+        let taint = |key: &str| TaintSpec {
+            key: key.into(),
+            value: None,
+            effect: "NoSchedule".into(),
+        };
+        let mut template = NodeClaimTemplate::default();
+        template.spec.taints = vec![taint("a"), taint("b")];
+        let hash = template_hash(&template);
+        template.spec.taints.reverse();
+        assert_eq!(template_hash(&template), hash);
+        template.spec.taints.push(taint("c"));
+        assert_ne!(template_hash(&template), hash);
+    }
+
+    #[test]
+    fn int_or_percent_scales_up() {
+        let scale = |v: IntOrString, total| scaled("PodDisruptionBudget a/b", "spec.minAvailable", &v, total);
+        assert_eq!(scale(IntOrString::Int(3), 10), Ok(3));
+        assert_eq!(scale(IntOrString::String("25%".into()), 10), Ok(3));
+        assert_eq!(scale(IntOrString::String("100%".into()), 7), Ok(7));
+        assert_eq!(scale(IntOrString::String("0%".into()), 7), Ok(0));
+        for bad in [
+            IntOrString::Int(-1),
+            IntOrString::String("101%".into()),
+            IntOrString::String("3".into()),
+        ] {
+            let e = scale(bad, 10).unwrap_err();
+            assert_eq!(e.field, "spec.minAvailable");
+        }
     }
 
     #[test]

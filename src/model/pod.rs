@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use serde::{Deserialize, Serialize};
 
-use super::disruption::DoNotDisrupt;
+use super::disruption::{DO_NOT_DISRUPT, DoNotDisrupt, KARPENTER_DO_NOT_DISRUPT, MIRROR_POD, parse_do_not_disrupt};
 use super::error::ModelError;
 use super::labels::{HOSTNAME, canonical_key};
 use super::quantity::Quantity;
@@ -219,10 +219,36 @@ pub fn pod_from_k8s(pod: &core::Pod) -> Result<PodInfo, ModelError> {
             .flatten()
             .find(|o| o.controller == Some(true))
             .map(|o| o.kind.clone()),
-        started: None,
-        do_not_disrupt: DoNotDisrupt::No,
-        mirror: false,
+        started: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.as_ref())
+            .map(|t| t.0.as_second()),
+        do_not_disrupt: do_not_disrupt(&object, &pod.metadata)?,
+        mirror: pod
+            .metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key(MIRROR_POD)),
         namespace,
+    })
+}
+
+/// The `do-not-disrupt` annotation (Purser's spelling wins over Karpenter's when both are set).
+fn do_not_disrupt(object: &str, metadata: &meta::ObjectMeta) -> Result<DoNotDisrupt, ModelError> {
+    let annotations = metadata.annotations.as_ref();
+    let Some((key, text)) = [DO_NOT_DISRUPT, KARPENTER_DO_NOT_DISRUPT]
+        .into_iter()
+        .find_map(|k| annotations.and_then(|a| a.get(k)).map(|v| (k, v)))
+    else {
+        return Ok(DoNotDisrupt::No);
+    };
+    parse_do_not_disrupt(text).ok_or_else(|| {
+        ModelError::new(
+            object,
+            &format!("metadata.annotations.{key}"),
+            &format!("is {text:?}; expected \"true\", \"false\" or a duration such as 30m or 1h30m"),
+        )
     })
 }
 

@@ -185,6 +185,43 @@ fn dim_value(q: crate::model::quantity::Quantity, name: &str) -> i64 {
     }
 }
 
+/// Labels of a node that `pool` launches as instance type `it` (before the offering's zone and
+/// capacity type are known): the type's labels, the pool's labels and single-valued requirements.
+pub fn pool_node_labels(
+    pool: &crate::model::Pool,
+    it: &crate::catalog::InstanceType,
+    region: &str,
+) -> BTreeMap<String, String> {
+    let mut base = it.labels.clone();
+    for (k, v) in &pool.labels {
+        base.insert(k.clone(), v.clone());
+    }
+    for r in &pool.requirements.0 {
+        if r.op == Operator::In && r.values.len() == 1 && !labels::is_offering_key(&r.key) {
+            base.entry(r.key.clone()).or_insert_with(|| r.values[0].clone());
+        }
+    }
+    base.insert(labels::NODEPOOL.into(), pool.name.clone());
+    base.insert(labels::KARPENTER_NODEPOOL.into(), pool.name.clone());
+    base.insert(labels::INSTANCE_TYPE.into(), it.name.clone());
+    if !region.is_empty() {
+        base.insert(labels::REGION.into(), region.to_string());
+    }
+    base
+}
+
+/// `labels` with an offering's zone and capacity type (both spellings).
+pub fn with_offering(
+    mut labels: BTreeMap<String, String>,
+    zone: &str,
+    capacity_type: CapacityType,
+) -> BTreeMap<String, String> {
+    labels.insert(ZONE.into(), zone.to_string());
+    labels.insert(labels::CAPACITY_TYPE.into(), capacity_type.as_str().into());
+    labels.insert(labels::KARPENTER_CAPACITY_TYPE.into(), capacity_type.as_str().into());
+    labels
+}
+
 /// A problem-dimension value (as `dim_value` stores it) as a quantity, for messages.
 pub fn dim_quantity(v: i64, name: &str) -> crate::model::quantity::Quantity {
     if name == MEMORY || name.ends_with("storage") {
@@ -425,21 +462,7 @@ impl<'a> Builder<'a> {
             };
             let taints = Arc::new(pool.taints.clone());
             for (ti, it) in self.catalog.instance_types.iter().enumerate() {
-                let mut base = it.labels.clone();
-                for (k, v) in &pool.labels {
-                    base.insert(k.clone(), v.clone());
-                }
-                for r in &pool.requirements.0 {
-                    if r.op == Operator::In && r.values.len() == 1 && !labels::is_offering_key(&r.key) {
-                        base.entry(r.key.clone()).or_insert_with(|| r.values[0].clone());
-                    }
-                }
-                base.insert(labels::NODEPOOL.into(), pool.name.clone());
-                base.insert(labels::KARPENTER_NODEPOOL.into(), pool.name.clone());
-                base.insert(labels::INSTANCE_TYPE.into(), it.name.clone());
-                if !self.catalog.region.is_empty() {
-                    base.insert(labels::REGION.into(), self.catalog.region.clone());
-                }
+                let base = pool_node_labels(pool, it, &self.catalog.region);
                 let on_demand_price = it
                     .offerings
                     .iter()
@@ -454,10 +477,7 @@ impl<'a> Builder<'a> {
                     {
                         continue;
                     }
-                    let mut labels = base.clone();
-                    labels.insert(ZONE.into(), o.zone.clone());
-                    labels.insert(labels::CAPACITY_TYPE.into(), o.capacity_type.as_str().into());
-                    labels.insert(labels::KARPENTER_CAPACITY_TYPE.into(), o.capacity_type.as_str().into());
+                    let labels = with_offering(base.clone(), &o.zone, o.capacity_type);
                     if !pool.requirements.matches(&labels) {
                         continue;
                     }
