@@ -636,3 +636,65 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn interrupted_offering_stays_unavailable_for_the_rest_of_the_decision() {
+    let c = standard_catalog();
+    let pinned = |name: &str, node: &str| {
+        owned(
+            pod(name)
+                .cpu("500m")
+                .memory("1Gi")
+                .node_selector(ZONE_KEY, "test-1a")
+                .on_node(node)
+                .build(),
+        )
+    };
+    let objects = vec![
+        nodepool("default")
+            .requirement(INSTANCE_TYPE_KEY, "In", &["m6.xlarge"])
+            .requirement(CAPACITY_TYPE_KEY, "In", &["spot"])
+            .build(),
+        node("s1", "m6.xlarge", "test-1a").pool("default").spot().build(),
+        node("n1", "m6.xlarge", "test-1a").pool("default").spot().build(),
+        node("n2", "m6.xlarge", "test-1a").pool("default").spot().build(),
+        pinned("ps", "s1"),
+        pinned("p1", "n1"),
+        pinned("p2", "n2"),
+    ];
+    let mut s = settled(&objects, &c);
+    unlimited_budgets(&mut s);
+    s.nodes.iter_mut().find(|n| n.name == "s1").unwrap().interruption = Some(InterruptionKind::SpotInterruption);
+    let d = run(&s, &c);
+    assert_eq!(d.commands[0].reason, Reason::Interrupted, "{d:#?}");
+    for cmd in &d.commands {
+        for n in &cmd.node_claims {
+            assert!(
+                !(n.instance_type == "m6.xlarge" && n.zone == "test-1a" && n.capacity_type == "spot"),
+                "{cmd:#?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn expiry_waits_when_a_pdb_allows_fewer_evictions_than_the_node_needs() {
+    let c = standard_catalog();
+    let objects = vec![
+        nodepool("default").on_demand().build(),
+        node("a", "m6.xlarge", "test-1a").pool("default").build(),
+        owned(pod("p1").label("app", "db").cpu("1").on_node("a").build()),
+        owned(pod("p2").label("app", "db").cpu("1").on_node("a").build()),
+    ];
+    let mut s = settled(&objects, &c);
+    s.nodes[0].created = NOW - 721 * 3600;
+    s.pdbs.push(PdbInfo {
+        key: "default/db".into(),
+        namespace: "default".into(),
+        selector: LabelSelector::from_labels(&[("app".to_string(), "db".to_string())].into()),
+        disruptions_allowed: 1,
+    });
+    let d = run(&s, &c);
+    assert!(d.commands.is_empty(), "{d:#?}");
+    assert!(d.blocked[0].reason.contains("PodDisruptionBudget"), "{d:#?}");
+}

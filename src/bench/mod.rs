@@ -11,6 +11,7 @@
 //! `purser bench` and `cargo bench --bench planner` both drive this module.
 
 pub mod aiml;
+pub mod consolidation;
 pub mod karpenter;
 pub mod measure;
 pub mod objects;

@@ -5,6 +5,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::bench::{self, BenchOptions, CaseSpec, Runner, report};
+use crate::disruption::Replacement;
 
 /// Arguments of `purser bench`.
 #[derive(Debug, Args)]
@@ -28,6 +29,9 @@ pub struct BenchArgs {
     /// Print one JSON outcome per line instead of the report.
     #[arg(long)]
     pub json: bool,
+    /// Nodes of the consolidation benchmark's cluster (10 pods per node on average); 0 skips it.
+    #[arg(long, default_value_t = 1000)]
+    pub consolidation_nodes: usize,
     /// Run one case and print its result line (used by the parent process).
     #[arg(long, hide = true)]
     pub case: Option<String>,
@@ -79,5 +83,35 @@ pub fn run_with(args: BenchArgs, child_args: &[&str]) -> i32 {
     } else {
         println!("{}", report::render(&outcomes, &report::Machine::current()));
     }
-    i32::from(outcomes.iter().any(|o| o.is_err()))
+    let consolidation_failed = args.consolidation_nodes > 0 && !consolidation(args.consolidation_nodes, args.json);
+    i32::from(outcomes.iter().any(|o| o.is_err()) || consolidation_failed)
+}
+
+/// Run the consolidation benchmark (m→n vs m→1 on the same cluster) and print its table;
+/// false when the cluster could not be built.
+fn consolidation(nodes: usize, json: bool) -> bool {
+    let catalog = crate::catalog::Catalog::embedded();
+    eprintln!("purser bench: building the {nodes}-node consolidation cluster ...");
+    let cluster = match bench::consolidation::cluster(nodes, &catalog) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("purser bench: consolidation cluster: {e}");
+            return false;
+        }
+    };
+    let runs: Vec<_> = [Replacement::ManyToMany, Replacement::ManyToOne]
+        .into_iter()
+        .map(|rule| {
+            eprintln!("purser bench: consolidating with {rule:?} ...");
+            bench::consolidation::consolidate(&cluster, &catalog, rule)
+        })
+        .collect();
+    if json {
+        for r in &runs {
+            println!("{}", serde_json::to_string(r).unwrap_or_default());
+        }
+    } else {
+        println!("{}", bench::consolidation::table(&cluster, &runs));
+    }
+    true
 }

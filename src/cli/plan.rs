@@ -72,6 +72,7 @@ pub enum ReplacementArg {
     /// Any set of nodes by any set of new nodes.
     MToN,
     /// Any set of nodes by at most one new node.
+    #[value(name = "m-to-1")]
     MTo1,
 }
 

@@ -2,6 +2,8 @@
 //! do-not-disrupt, PodDisruptionBudgets, pods without a controller), the node's clock (the last
 //! pod event) and what it holds.
 
+use std::collections::HashMap;
+
 use crate::model::disruption::DoNotDisrupt;
 use crate::model::pod::PodInfo;
 use crate::model::resources::Resources;
@@ -18,18 +20,48 @@ pub fn pool_of<'a>(snapshot: &'a Snapshot, node: &NodeInfo) -> Option<&'a Pool> 
     snapshot.pools.iter().find(|p| &p.name == name)
 }
 
+/// Pod indices by the node they are bound to, for one snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct PodIndex(HashMap<String, Vec<usize>>);
+
+impl PodIndex {
+    /// Index the bound pods of `snapshot`.
+    pub fn new(snapshot: &Snapshot) -> Self {
+        let mut by_node: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, p) in snapshot.pods.iter().enumerate() {
+            if let Some(n) = &p.node_name {
+                by_node.entry(n.clone()).or_default().push(i);
+            }
+        }
+        PodIndex(by_node)
+    }
+
+    /// Every pod bound to `node` (DaemonSet and mirror pods included).
+    pub fn all<'a>(&self, snapshot: &'a Snapshot, node: &str) -> Vec<&'a PodInfo> {
+        self.0
+            .get(node)
+            .map(|v| v.iter().map(|&i| &snapshot.pods[i]).collect())
+            .unwrap_or_default()
+    }
+}
+
 /// The reschedulable pods bound to `node`.
-pub fn pods_on<'a>(snapshot: &'a Snapshot, node: &str) -> Vec<&'a PodInfo> {
-    let node = node.to_string();
-    snapshot
-        .pods
-        .iter()
-        .filter(|p| p.node_name.as_deref() == Some(node.as_str()) && reschedulable(p))
+pub fn pods_on<'a>(snapshot: &'a Snapshot, index: &PodIndex, node: &str) -> Vec<&'a PodInfo> {
+    index
+        .all(snapshot, node)
+        .into_iter()
+        .filter(|p| reschedulable(p))
         .collect()
 }
 
 /// Why the node may not be disrupted voluntarily now, if it may not.
-pub fn protection(snapshot: &Snapshot, node: &NodeInfo, pdb_left: &[u32], now: i64) -> Option<String> {
+pub fn protection(
+    snapshot: &Snapshot,
+    index: &PodIndex,
+    node: &NodeInfo,
+    pdb_left: &[u32],
+    now: i64,
+) -> Option<String> {
     if node.in_flight || !node.initialized {
         return Some("not initialized".into());
     }
@@ -39,7 +71,7 @@ pub fn protection(snapshot: &Snapshot, node: &NodeInfo, pdb_left: &[u32], now: i
     if node.do_not_disrupt {
         return Some("node has purser.dev/do-not-disrupt".into());
     }
-    pods_on(snapshot, &node.name)
+    pods_on(snapshot, index, &node.name)
         .into_iter()
         .find_map(|pod| pod_protection(snapshot, pod, pdb_left, now))
 }
@@ -78,10 +110,10 @@ pub fn pod_protection(snapshot: &Snapshot, pod: &PodInfo, pdb_left: &[u32], now:
 
 /// Evictions the pods of `nodes` need from each PDB, checked against `pdb_left`: the first
 /// PDB that would be exceeded, if any.
-pub fn pdb_shortfall(snapshot: &Snapshot, nodes: &[String], pdb_left: &[u32]) -> Option<String> {
+pub fn pdb_shortfall(snapshot: &Snapshot, index: &PodIndex, nodes: &[String], pdb_left: &[u32]) -> Option<String> {
     let mut need = vec![0u32; snapshot.pdbs.len()];
     for node in nodes {
-        for pod in pods_on(snapshot, node) {
+        for pod in pods_on(snapshot, index, node) {
             for (i, pdb) in snapshot.pdbs.iter().enumerate() {
                 if pdb.covers(&pod.namespace, &pod.labels) {
                     need[i] += 1;
@@ -98,10 +130,9 @@ pub fn pdb_shortfall(snapshot: &Snapshot, nodes: &[String], pdb_left: &[u32]) ->
 
 /// When the node last changed: the latest of its creation, the controller's last-pod-event
 /// annotation and the start of any pod on it.
-pub fn last_change(snapshot: &Snapshot, node: &NodeInfo) -> i64 {
-    let pod_times = snapshot
-        .pods_on(&node.name)
-        .filter(|p| reschedulable(p))
+pub fn last_change(snapshot: &Snapshot, index: &PodIndex, node: &NodeInfo) -> i64 {
+    let pod_times = pods_on(snapshot, index, &node.name)
+        .into_iter()
         .map(|p| p.started.unwrap_or(p.created));
     pod_times
         .chain(node.last_pod_event)
@@ -124,9 +155,9 @@ pub fn wants_accelerators(pod: &PodInfo) -> bool {
 }
 
 /// The largest share of the node's allocatable CPU, memory or accelerators its pods request.
-pub fn utilisation(snapshot: &Snapshot, node: &NodeInfo) -> f64 {
+pub fn utilisation(snapshot: &Snapshot, index: &PodIndex, node: &NodeInfo) -> f64 {
     let mut used = Resources::new();
-    for pod in snapshot.pods_on(&node.name) {
+    for pod in index.all(snapshot, &node.name) {
         used.add(&pod.requests);
     }
     ["cpu", "memory"]

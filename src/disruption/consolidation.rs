@@ -26,7 +26,7 @@ pub fn empty(state: &mut State) {
     let mut cost = 0.0;
     let mut usage = state.budget_used.clone();
     for node in stable_nodes(state, false) {
-        if !pods_on(&state.work, &node.name).is_empty() {
+        if !pods_on(&state.work, &state.index, &node.name).is_empty() {
             continue;
         }
         let Some(pool) = pool_of(state.input, &node) else {
@@ -67,7 +67,7 @@ pub fn gpu_idle(state: &mut State) {
         if !has_accelerators(&node) {
             continue;
         }
-        let pods = pods_on(&state.work, &node.name);
+        let pods = pods_on(&state.work, &state.index, &node.name);
         if pods.is_empty() || pods.iter().any(|p| wants_accelerators(p)) {
             continue;
         }
@@ -82,11 +82,11 @@ pub fn gpu_idle(state: &mut State) {
             continue;
         }
         let names = vec![node.name.clone()];
-        if let Some(why) = pdb_shortfall(&state.work, &names, &state.pdb_left) {
+        if let Some(why) = pdb_shortfall(&state.work, &state.index, &names, &state.pdb_left) {
             state.block(&node.name, format!("GPU idle but {why}"));
             continue;
         }
-        let plan = whatif::plan_without(&state.work, &names, state.catalog, &state.options.plan);
+        let plan = whatif::plan_without(&state.work, &names, state.catalog, &state.plan);
         if !plan.unschedulable.is_empty() || plan.hourly_cost >= price(&node) - MIN_SAVING {
             continue;
         }
@@ -139,11 +139,11 @@ fn stable_nodes(state: &mut State, needs_underutilized_policy: bool) -> Vec<Node
         if needs_underutilized_policy && policy.consolidation_policy != ConsolidationPolicy::WhenEmptyOrUnderutilized {
             continue;
         }
-        if let Some(why) = protection(&state.work, &node, &state.pdb_left, now) {
+        if let Some(why) = protection(&state.work, &state.index, &node, &state.pdb_left, now) {
             state.block(&node.name, why);
             continue;
         }
-        if now - node.created < after || now - last_change(&state.work, &node) < after {
+        if now - node.created < after || now - last_change(&state.work, &state.index, &node) < after {
             continue;
         }
         out.push(node);
@@ -156,8 +156,8 @@ fn stable_nodes(state: &mut State, needs_underutilized_policy: bool) -> Vec<Node
 fn consolidation_candidates(state: &mut State) -> Vec<NodeInfo> {
     let mut nodes: Vec<(f64, NodeInfo)> = stable_nodes(state, true)
         .into_iter()
-        .filter(|n| !pods_on(&state.work, &n.name).is_empty())
-        .map(|n| (utilisation(&state.work, &n), n))
+        .filter(|n| !pods_on(&state.work, &state.index, &n.name).is_empty())
+        .map(|n| (utilisation(&state.work, &state.index, &n), n))
         .collect();
     nodes.sort_by(|(ua, a), (ub, b)| {
         ua.total_cmp(ub)
@@ -185,6 +185,31 @@ fn consolidation_candidates(state: &mut State) -> Vec<NodeInfo> {
 /// The largest prefix of `candidates` whose replacement saves enough (binary search, as
 /// Karpenter's multi-node consolidation), else the first single node that does.
 fn search(state: &State, candidates: &[NodeInfo], deadline: Instant) -> Option<Command> {
+    let found = find(state, candidates, deadline)?;
+    Some(refine(state, candidates, found, deadline))
+}
+
+/// The chosen set planned again with four times the planner's time, when that is cheaper: the
+/// search's short plans leave replacements a next pass would consolidate again.
+fn refine(state: &State, candidates: &[NodeInfo], found: Command, deadline: Instant) -> Command {
+    let mut options = state.plan.clone();
+    options.time_limit *= 4;
+    if Instant::now() + options.time_limit > deadline + state.options.plan.time_limit {
+        return found;
+    }
+    let nodes: Vec<NodeInfo> = candidates
+        .iter()
+        .filter(|n| found.nodes.contains(&n.name))
+        .cloned()
+        .collect();
+    match evaluate_with(state, &nodes, &options) {
+        Some(better) if better.cost_after < found.cost_after - 1e-9 => better,
+        _ => found,
+    }
+}
+
+/// The largest valid prefix (binary search), else the first valid single node.
+fn find(state: &State, candidates: &[NodeInfo], deadline: Instant) -> Option<Command> {
     let n = candidates.len();
     if let Some(c) = evaluate(state, &candidates[..n]) {
         return Some(c);
@@ -212,11 +237,16 @@ fn search(state: &State, candidates: &[NodeInfo], deadline: Instant) -> Option<C
 
 /// The command replacing `nodes`, when it is allowed and saves enough.
 fn evaluate(state: &State, nodes: &[NodeInfo]) -> Option<Command> {
+    evaluate_with(state, nodes, &state.plan)
+}
+
+/// `evaluate` with the given planner settings.
+fn evaluate_with(state: &State, nodes: &[NodeInfo], options: &crate::solver::PlanOptions) -> Option<Command> {
     let names: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
-    pdb_shortfall(&state.work, &names, &state.pdb_left)
+    pdb_shortfall(&state.work, &state.index, &names, &state.pdb_left)
         .is_none()
         .then_some(())?;
-    let plan = whatif::plan_without(&state.work, &names, state.catalog, &state.options.plan);
+    let plan = whatif::plan_without(&state.work, &names, state.catalog, options);
     if !plan.unschedulable.is_empty() {
         return None;
     }

@@ -31,12 +31,11 @@ pub fn interruptions(state: &mut State) {
             );
             continue;
         }
-        let mut options = state.options.plan.clone();
         if let (Some(it), Some(zone), Some(ct)) = (&node.instance_type, &node.zone, node.capacity_type) {
-            options.unavailable.insert((it.clone(), zone.clone(), ct));
+            state.plan.unavailable.insert((it.clone(), zone.clone(), ct));
         }
         let names = vec![node.name.clone()];
-        let plan = whatif::plan_without(&state.work, &names, state.catalog, &options);
+        let plan = whatif::plan_without(&state.work, &names, state.catalog, &state.plan);
         let detail = format!(
             "{kind:?} notice; offering {} {} {} unavailable to replacements for {}s",
             node.instance_type.as_deref().unwrap_or("?"),
@@ -145,12 +144,16 @@ fn replace_one(state: &mut State, node: &NodeInfo, reason: Reason, why: String) 
     if state.decided.contains(&node.name) {
         return;
     }
-    if let Some(p) = protection(state.input, node, &state.pdb_left, state.options.now) {
+    if let Some(p) = protection(&state.work, &state.index, node, &state.pdb_left, state.options.now) {
         state.block(&node.name, format!("{} ({why}) but {p}", reason.as_str()));
         return;
     }
     let names = vec![node.name.clone()];
-    let plan = whatif::plan_without(&state.work, &names, state.catalog, &state.options.plan);
+    if let Some(why) = super::candidates::pdb_shortfall(&state.work, &state.index, &names, &state.pdb_left) {
+        state.block(&node.name, format!("{} but {why}", reason.as_str()));
+        return;
+    }
+    let plan = whatif::plan_without(&state.work, &names, state.catalog, &state.plan);
     if let Some(u) = plan.unschedulable.first() {
         state.block(
             &node.name,

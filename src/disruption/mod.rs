@@ -155,6 +155,11 @@ pub struct State<'a> {
     pub blocked: Vec<Blocked>,
     /// Nodes already in a command or blocked (never decided twice).
     pub decided: BTreeSet<String>,
+    /// Planner settings for every what-if of this decision; offerings named in interruption
+    /// notices are added to its unavailable set, so no later command launches them either.
+    pub plan: PlanOptions,
+    /// Pods of `work` by node.
+    pub index: candidates::PodIndex,
     /// Evictions left per PDB (index into `input.pdbs`).
     pub pdb_left: Vec<u32>,
     /// Nodes disrupted so far per pool and reason, against the budgets.
@@ -163,9 +168,12 @@ pub struct State<'a> {
 
 impl<'a> State<'a> {
     fn new(snapshot: &'a Snapshot, catalog: &'a Catalog, options: &'a DisruptOptions) -> Self {
+        let work = whatif::without_pending(snapshot);
         State {
             input: snapshot,
-            work: whatif::without_pending(snapshot),
+            index: candidates::PodIndex::new(&work),
+            plan: options.plan.clone(),
+            work,
             catalog,
             options,
             commands: vec![],
@@ -196,11 +204,12 @@ impl<'a> State<'a> {
                 self.budget_used.add(pool, command.reason);
             }
         }
-        for pod in self.work.pods.iter().filter(|p| {
-            p.node_name
-                .as_ref()
-                .is_some_and(|n| command.nodes.contains(n) && candidates::reschedulable(p))
-        }) {
+        let moved: Vec<&crate::model::pod::PodInfo> = command
+            .nodes
+            .iter()
+            .flat_map(|n| candidates::pods_on(&self.work, &self.index, n))
+            .collect();
+        for pod in moved {
             for (i, pdb) in self.input.pdbs.iter().enumerate() {
                 if pdb.covers(&pod.namespace, &pod.labels) {
                     self.pdb_left[i] = self.pdb_left[i].saturating_sub(1);
@@ -208,6 +217,7 @@ impl<'a> State<'a> {
             }
         }
         self.work = whatif::apply(&self.work, &command, self.catalog, self.options.now, false);
+        self.index = candidates::PodIndex::new(&self.work);
         self.commands.push(command);
     }
 

@@ -68,8 +68,9 @@ pub fn apply(snapshot: &Snapshot, command: &Command, catalog: &Catalog, now: i64
     out
 }
 
-/// A node for a planned claim, labelled as the planner labels its offerings.
-fn claim_node(
+/// A node for a planned claim, labelled as the planner labels its offerings (None when its
+/// pool, instance type or capacity type is unknown).
+pub fn claim_node(
     snapshot: &Snapshot,
     claim: &solver::plan::PlannedNode,
     name: &str,

@@ -185,6 +185,7 @@ pub fn list_cost(problem: &Problem, assignment: &Assignment) -> f64 {
         .iter()
         .filter(|b| !problem.kinds[b.kind].is_existing())
         .map(|b| problem.kinds[b.kind].price)
+        .chain(std::iter::once(0.0))
         .sum()
 }
 

@@ -320,8 +320,60 @@ impl Problem {
     }
 }
 
+/// Bound pods indexed for the per-node checks of a build (one pass over the pods instead of one
+/// per class and node).
+struct BoundPods<'a> {
+    /// Pods by the node they are bound to.
+    by_node: HashMap<&'a str, Vec<&'a PodInfo>>,
+    /// Zone of each node.
+    zone_of: HashMap<&'a str, Option<&'a String>>,
+    /// Bound pods with required anti-affinity terms.
+    with_anti: Vec<&'a PodInfo>,
+    /// Every bound pod.
+    bound: Vec<&'a PodInfo>,
+}
+
+impl<'a> BoundPods<'a> {
+    fn new(snapshot: &'a Snapshot) -> Self {
+        let mut by_node: HashMap<&str, Vec<&PodInfo>> = HashMap::new();
+        let bound: Vec<&PodInfo> = snapshot.pods.iter().filter(|p| !p.is_pending()).collect();
+        for p in &bound {
+            if let Some(n) = &p.node_name {
+                by_node.entry(n.as_str()).or_default().push(p);
+            }
+        }
+        BoundPods {
+            by_node,
+            zone_of: snapshot
+                .nodes
+                .iter()
+                .map(|n| (n.name.as_str(), n.zone.as_ref()))
+                .collect(),
+            with_anti: bound
+                .iter()
+                .copied()
+                .filter(|p| !p.pod_anti_affinity.is_empty())
+                .collect(),
+            bound,
+        }
+    }
+
+    /// Pods bound to `node`.
+    fn on(&self, node: &str) -> &[&'a PodInfo] {
+        self.by_node.get(node).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// The zone of the node `pod` is bound to.
+    fn zone(&self, pod: &PodInfo) -> Option<&'a String> {
+        pod.node_name
+            .as_deref()
+            .and_then(|n| self.zone_of.get(n).copied().flatten())
+    }
+}
+
 struct Builder<'a> {
     snapshot: &'a Snapshot,
+    bound: BoundPods<'a>,
     catalog: &'a Catalog,
     options: &'a PlanOptions,
     dims: Vec<String>,
@@ -344,6 +396,7 @@ impl<'a> Builder<'a> {
         }
         Builder {
             snapshot,
+            bound: BoundPods::new(snapshot),
             catalog,
             options,
             dims,
@@ -419,8 +472,9 @@ impl<'a> Builder<'a> {
                 }
                 existing_cost += n.price.unwrap_or(0.0);
                 let pod_cpu: f64 = self
-                    .snapshot
-                    .pods_on(&n.name)
+                    .bound
+                    .on(&n.name)
+                    .iter()
                     .map(|p| p.requests.get(CPU).as_f64())
                     .sum();
                 cpu += pod_cpu;
@@ -522,7 +576,7 @@ impl<'a> Builder<'a> {
                 continue;
             }
             let mut free = node.allocatable.clone();
-            for p in self.snapshot.pods_on(&node.name) {
+            for p in self.bound.on(&node.name) {
                 free.sub(&p.requests);
             }
             if node.in_flight {
@@ -645,7 +699,7 @@ impl<'a> Builder<'a> {
                     pin.as_ref()
                         .is_none_or(|(key, value)| self.kinds[k].labels.get(key) == Some(value))
                 })
-                .filter(|&k| existing_allows(self.snapshot, &self.kinds[k], pod))
+                .filter(|&k| existing_allows(self.snapshot, &self.bound, &self.kinds[k], pod))
                 .collect();
             let req = to_vec(&self.dims, &pod.requests);
             let no_kind_reason = kinds.is_empty().then(|| self.explain_no_kind(pod, pin.as_ref()));
@@ -880,8 +934,9 @@ impl<'a> Builder<'a> {
                 for (ki, k) in self.kinds.iter().enumerate() {
                     if let KindSource::Existing(ni) = k.source {
                         let count = self
-                            .snapshot
-                            .pods_on(&self.snapshot.nodes[ni].name)
+                            .bound
+                            .on(&self.snapshot.nodes[ni].name)
+                            .iter()
                             .filter(|p| selects(&s.selector, Some(&ns), p))
                             .count() as u32;
                         if count > 0 {
@@ -954,57 +1009,54 @@ fn accepts(pod: &PodInfo, kind: &Kind, dims: &[String]) -> bool {
 
 /// Constraints against pods already running on an existing node: host ports, anti-affinity
 /// both ways, and hostname affinity.
-fn existing_allows(snapshot: &Snapshot, kind: &Kind, pod: &PodInfo) -> bool {
+fn existing_allows(snapshot: &Snapshot, bound: &BoundPods, kind: &Kind, pod: &PodInfo) -> bool {
     let KindSource::Existing(ni) = kind.source else {
         return !super::topology::needs_existing_host(pod, snapshot);
     };
-    let node = &snapshot.nodes[ni].name;
+    let node = snapshot.nodes[ni].name.as_str();
     let zone = kind.labels.get(ZONE);
-    for other in snapshot.pods_on(node) {
-        if other
+    let on_node = bound.on(node);
+    let ports_clash = on_node.iter().any(|other| {
+        other
             .host_ports
             .iter()
             .any(|x| pod.host_ports.iter().any(|y| x.conflicts(y)))
+    });
+    if ports_clash {
+        return false;
+    }
+    let near = |other: &PodInfo, key: &str| {
+        if key == HOSTNAME {
+            other.node_name.as_deref() == Some(node)
+        } else {
+            key == ZONE && bound.zone(other) == zone
+        }
+    };
+    let repelled = bound.with_anti.iter().any(|other| {
+        other
+            .pod_anti_affinity
+            .iter()
+            .any(|t| near(other, &t.topology_key) && t.selects(&pod.namespace, &pod.labels))
+    });
+    if repelled {
+        return false;
+    }
+    for t in &pod.pod_anti_affinity {
+        let candidates: &[&PodInfo] = if t.topology_key == HOSTNAME {
+            on_node
+        } else {
+            &bound.bound
+        };
+        if candidates
+            .iter()
+            .any(|other| near(other, &t.topology_key) && t.selects(&other.namespace, &other.labels))
         {
             return false;
         }
     }
-    let on_node = |p: &PodInfo| p.node_name.as_deref() == Some(node.as_str());
-    let same_zone = |p: &PodInfo| {
-        p.node_name
-            .as_ref()
-            .and_then(|n| snapshot.nodes.iter().find(|x| &x.name == n))
-            .and_then(|n| n.zone.as_ref())
-            == zone
-    };
-    for other in snapshot.pods.iter().filter(|p| !p.is_pending()) {
-        for t in &other.pod_anti_affinity {
-            let near = if t.topology_key == HOSTNAME {
-                on_node(other)
-            } else {
-                t.topology_key == ZONE && same_zone(other)
-            };
-            if near && t.selects(&pod.namespace, &pod.labels) {
-                return false;
-            }
-        }
-        for t in &pod.pod_anti_affinity {
-            let near = if t.topology_key == HOSTNAME {
-                on_node(other)
-            } else {
-                t.topology_key == ZONE && same_zone(other)
-            };
-            if near && t.selects(&other.namespace, &other.labels) {
-                return false;
-            }
-        }
-    }
     for t in pod.pod_affinity.iter().filter(|t| t.topology_key == HOSTNAME) {
-        let exists_anywhere = snapshot
-            .pods
-            .iter()
-            .any(|p| !p.is_pending() && t.selects(&p.namespace, &p.labels));
-        if exists_anywhere && !snapshot.pods_on(node).any(|p| t.selects(&p.namespace, &p.labels)) {
+        let exists_anywhere = bound.bound.iter().any(|p| t.selects(&p.namespace, &p.labels));
+        if exists_anywhere && !on_node.iter().any(|p| t.selects(&p.namespace, &p.labels)) {
             return false;
         }
     }
