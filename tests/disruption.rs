@@ -698,3 +698,62 @@ fn expiry_waits_when_a_pdb_allows_fewer_evictions_than_the_node_needs() {
     assert!(d.commands.is_empty(), "{d:#?}");
     assert!(d.blocked[0].reason.contains("PodDisruptionBudget"), "{d:#?}");
 }
+
+#[test]
+fn spot_to_spot_needs_no_higher_expected_interruption_cost() {
+    let c = catalog()
+        .with(
+            instance("steady.xlarge", "4", "16Gi")
+                .on_demand_in("test-1a", 0.20)
+                .spot_in("test-1a", 0.08, Some(0.01)),
+        )
+        .with(
+            instance("flaky.large", "2", "8Gi")
+                .on_demand_in("test-1a", 0.10)
+                .spot_in("test-1a", 0.03, Some(0.30)),
+        )
+        .with(
+            instance("steady.large", "2", "8Gi")
+                .on_demand_in("test-1a", 0.10)
+                .spot_in("test-1a", 0.04, Some(0.01)),
+        )
+        .build();
+    let objects = vec![
+        nodepool("default")
+            .requirement(CAPACITY_TYPE_KEY, "In", &["spot"])
+            .build(),
+        node("a", "steady.xlarge", "test-1a").pool("default").spot().build(),
+        owned(pod("p").cpu("1").memory("2Gi").on_node("a").build()),
+    ];
+    let mut s = settled(&objects, &c);
+    unlimited_budgets(&mut s);
+    let mut o = options();
+    // The planner sees list prices only, so it would pick the flaky type.
+    o.plan.spot_rework_hours = 0.0;
+    let d = decide(&s, &c, &o);
+    for cmd in &d.commands {
+        assert!(
+            cmd.node_claims.iter().all(|n| n.instance_type != "flaky.large"),
+            "{cmd:#?}"
+        );
+    }
+    // Without the flaky type, the steady smaller type is a fine spot -> spot move.
+    let c = catalog()
+        .with(
+            instance("steady.xlarge", "4", "16Gi")
+                .on_demand_in("test-1a", 0.20)
+                .spot_in("test-1a", 0.08, Some(0.01)),
+        )
+        .with(
+            instance("steady.large", "2", "8Gi")
+                .on_demand_in("test-1a", 0.10)
+                .spot_in("test-1a", 0.04, Some(0.01)),
+        )
+        .build();
+    let s2 = settled(&objects, &c);
+    let mut s2 = s2;
+    unlimited_budgets(&mut s2);
+    let d = decide(&s2, &c, &o);
+    assert_eq!(d.commands.len(), 1, "{d:#?}");
+    assert_eq!(d.commands[0].node_claims[0].instance_type, "steady.large");
+}
