@@ -10,4 +10,5 @@ pub mod cli;
 pub mod cost;
 pub mod disruption;
 pub mod model;
+pub mod sim;
 pub mod solver;
