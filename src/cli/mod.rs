@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod plan;
+pub mod simulate;
 
 use std::time::Duration;
 
@@ -24,6 +25,8 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Compare the ILP planner with the FFD baseline on the benchmark inputs.
     Bench(bench::BenchArgs),
+    /// Simulate a cluster under several autoscaling policies and compare their KPIs.
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Parse a duration such as `2s`, `500ms` or `1.5s`.
@@ -52,5 +55,6 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Plan(args) => plan::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Simulate(args) => simulate::run(args),
     }
 }

@@ -186,7 +186,47 @@ fn consolidation_candidates(state: &mut State) -> Vec<NodeInfo> {
 /// Karpenter's multi-node consolidation), else the first single node that does.
 fn search(state: &State, candidates: &[NodeInfo], deadline: Instant) -> Option<Command> {
     let found = find(state, candidates, deadline)?;
+    let found = trim(state, candidates, found);
     Some(refine(state, candidates, found, deadline))
+}
+
+/// Leave out the nodes the command merely moves: a node whose pods all go to one new node that
+/// holds nothing else and costs at least `1 - minSavingsPercent` of it saves (almost) nothing
+/// by moving, so disrupting it only rides on the others' saving. Kept when the smaller set
+/// still passes every rule.
+fn trim(state: &State, candidates: &[NodeInfo], found: Command) -> Command {
+    let passing: Vec<&String> = found
+        .nodes
+        .iter()
+        .filter(|name| merely_moved(state, candidates, &found, name))
+        .collect();
+    if passing.is_empty() || passing.len() == found.nodes.len() {
+        return found;
+    }
+    let keep: Vec<NodeInfo> = candidates
+        .iter()
+        .filter(|n| found.nodes.contains(&n.name) && !passing.contains(&&n.name))
+        .cloned()
+        .collect();
+    evaluate(state, &keep).unwrap_or(found)
+}
+
+/// Does `found` move node `name` as a whole onto one new node of about its price?
+fn merely_moved(state: &State, candidates: &[NodeInfo], found: &Command, name: &str) -> bool {
+    let Some(node) = candidates.iter().find(|n| n.name == name) else {
+        return false;
+    };
+    let pods: Vec<String> = pods_on(&state.work, &state.index, name)
+        .iter()
+        .map(|p| p.key.clone())
+        .collect();
+    let min_saving = pool_of(state.input, node).map_or(0.0, |p| p.disruption.min_savings_percent / 100.0);
+    found.node_claims.iter().any(|claim| {
+        !pods.is_empty()
+            && claim.pods.len() == pods.len()
+            && pods.iter().all(|p| claim.pods.contains(p))
+            && claim.hourly_price >= price(node) * (1.0 - min_saving)
+    })
 }
 
 /// The chosen set planned again with four times the planner's time, when that is cheaper: the

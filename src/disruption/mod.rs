@@ -107,6 +107,8 @@ pub struct DisruptOptions {
     pub max_consolidation_nodes: usize,
     /// Seconds an offering named in an interruption stays unavailable to replacements.
     pub unavailable_for: i64,
+    /// Reclaim GPU nodes left with only CPU pods (Karpenter does not; its baseline turns it off).
+    pub gpu_idle: bool,
 }
 
 impl DisruptOptions {
@@ -122,6 +124,7 @@ impl DisruptOptions {
             search_time: Duration::from_millis(1500),
             max_consolidation_nodes: 100,
             unavailable_for: 180,
+            gpu_idle: true,
         }
     }
 }
@@ -134,7 +137,9 @@ pub fn decide(snapshot: &Snapshot, catalog: &Catalog, options: &DisruptOptions) 
     lifecycle::expired(&mut state);
     lifecycle::drifted(&mut state);
     consolidation::empty(&mut state);
-    consolidation::gpu_idle(&mut state);
+    if options.gpu_idle {
+        consolidation::gpu_idle(&mut state);
+    }
     consolidation::underutilized(&mut state, started + options.search_time);
     state.finish()
 }

@@ -210,6 +210,37 @@ pub fn pool_node_labels(
     base
 }
 
+/// A cheap necessary condition for a node of `pool` to take `pod`: the pod tolerates the pool's
+/// taints and its nodeSelector agrees with the pool's template labels. Pools no pending pod
+/// passes get no node kinds at all.
+fn pool_may_host(pool: &crate::model::Pool, pod: &PodInfo) -> bool {
+    first_blocking(&pool.taints, &pod.tolerations).is_none()
+        && pod
+            .node_selector
+            .0
+            .iter()
+            .all(|r| !pool.labels.contains_key(&r.key) || r.matches(&pool.labels))
+}
+
+/// A cheap necessary condition for `pool` to launch `it`: every requirement on a label the
+/// type itself carries (and the pool does not set) holds on the type's labels. Saves building
+/// the labels of types the pool excludes anyway.
+fn type_may_fit(pool: &crate::model::Pool, it: &crate::catalog::InstanceType) -> bool {
+    pool.requirements.0.iter().all(|r| {
+        let key = labels::canonical_key(&r.key);
+        let decided_elsewhere = pool.labels.contains_key(key)
+            || [
+                labels::NODEPOOL,
+                labels::INSTANCE_TYPE,
+                labels::REGION,
+                ZONE,
+                labels::CAPACITY_TYPE,
+            ]
+            .contains(&key);
+        decided_elsewhere || !it.labels.contains_key(key) || r.matches(&it.labels)
+    })
+}
+
 /// `labels` with an offering's zone and capacity type (both spellings).
 pub fn with_offering(
     mut labels: BTreeMap<String, String>,
@@ -514,9 +545,28 @@ impl<'a> Builder<'a> {
             let Some(pool) = self.snapshot.pools.iter().find(|p| p.name == pool_state.name) else {
                 continue;
             };
+            // Spread and affinity domains count the zones of every pool, so pools are only left
+            // out when no pending pod spreads or has pod (anti-)affinity.
+            let spreading = self.snapshot.pending().any(|(_, pod)| {
+                !pod.spread.is_empty() || !pod.pod_affinity.is_empty() || !pod.pod_anti_affinity.is_empty()
+            });
+            if !spreading && !self.snapshot.pending().any(|(_, pod)| pool_may_host(pool, pod)) {
+                continue;
+            }
             let taints = Arc::new(pool.taints.clone());
             for (ti, it) in self.catalog.instance_types.iter().enumerate() {
+                if !type_may_fit(pool, it) {
+                    continue;
+                }
                 let base = pool_node_labels(pool, it, &self.catalog.region);
+                // Requirements that do not depend on the offering decide for the whole type.
+                let type_fits = pool.requirements.0.iter().all(|r| {
+                    let key = labels::canonical_key(&r.key);
+                    key == ZONE || key == labels::CAPACITY_TYPE || r.matches(&base)
+                });
+                if !type_fits {
+                    continue;
+                }
                 let on_demand_price = it
                     .offerings
                     .iter()

@@ -1,0 +1,164 @@
+//! The simulator: determinism, budgets, interruption losses and scale-to-zero.
+
+use purser::catalog::Catalog;
+use purser::model::Snapshot;
+use purser::sim::policy::Policy;
+use purser::sim::rng::Rng;
+use purser::sim::scenario::Scenario;
+use purser::sim::world::{SimPod, Work, World};
+use purser::sim::{self, START, SimOptions, load};
+
+fn quickstart(catalog: &Catalog) -> (Scenario, Snapshot) {
+    let loaded = load::load_scenario("quickstart", catalog).expect("quickstart loads");
+    (loaded.scenario, loaded.snapshot)
+}
+
+fn options(hours: f64, policies: Vec<Policy>) -> SimOptions {
+    SimOptions {
+        hours,
+        seed: 3,
+        policies,
+    }
+}
+
+#[test]
+fn the_same_seed_gives_identical_kpis() {
+    let c = Catalog::embedded();
+    let (scenario, base) = quickstart(&c);
+    let o = options(6.0, vec![Policy::Karpenter, Policy::ClusterAutoscaler]);
+    let a = sim::simulate(&scenario, &base, &c, &o, &|_, _| {});
+    let b = sim::simulate(&scenario, &base, &c, &o, &|_, _| {});
+    for (x, y) in a.policies.iter().zip(&b.policies) {
+        let (mut kx, mut ky) = (x.kpis.clone(), y.kpis.clone());
+        // Decision times are wall-clock measurements, not simulation output.
+        kx.mean_decision_seconds = 0.0;
+        kx.max_decision_seconds = 0.0;
+        ky.mean_decision_seconds = 0.0;
+        ky.max_decision_seconds = 0.0;
+        assert_eq!(kx, ky, "{}", x.name);
+        assert_eq!(x.timeline, y.timeline);
+    }
+}
+
+#[test]
+fn purser_never_exceeds_a_budget() {
+    let c = Catalog::embedded();
+    let (scenario, base) = quickstart(&c);
+    assert!(!base.budgets.is_empty(), "quickstart carries a CostBudget");
+    let r = sim::simulate(&scenario, &base, &c, &options(24.0, vec![Policy::Purser]), &|_, _| {});
+    assert_eq!(r.policies[0].kpis.budget_breaches, 0);
+    assert!(r.policies[0].kpis.total_spend > 0.0);
+}
+
+#[test]
+fn a_scenario_without_load_ends_with_zero_nodes() {
+    let c = Catalog::embedded();
+    let (mut scenario, base) = quickstart(&c);
+    scenario.training.clear();
+    scenario.batch.clear();
+    scenario.inference.clear();
+    for n in &mut scenario.notebooks {
+        n.hours = Some(1.0);
+    }
+    let r = sim::simulate(&scenario, &base, &c, &options(3.0, Policy::ALL.to_vec()), &|_, _| {});
+    for p in &r.policies {
+        let last = p.timeline.last().expect("hours");
+        assert_eq!(
+            last.on_demand_nodes + last.spot_nodes,
+            0,
+            "{}: {:?}",
+            p.name,
+            p.timeline
+        );
+    }
+}
+
+#[test]
+fn an_interruption_loses_exactly_the_work_since_the_last_checkpoint() {
+    let c = Catalog::embedded();
+    let (scenario, base) = quickstart(&c);
+    let mut world = World::new(&c, &base, START, START + 86_400, Rng::new(1, 1));
+    let mut workloads = sim::workload::Workloads::new(&scenario, 1, START);
+    // Find a training pod template by running arrivals until one appears.
+    while !world.pods.iter().any(|p| matches!(p.work, Work::Training { .. })) {
+        workloads.arrivals(&mut world, &scenario);
+        world.now += 60;
+    }
+    let i = world
+        .pods
+        .iter()
+        .position(|p| matches!(p.work, Work::Training { .. }))
+        .unwrap();
+    let Work::Training { checkpoint, .. } = world.pods[i].work else {
+        unreachable!()
+    };
+    let node = sim::world::SimNode {
+        info: base_node(&world, &world.pods[i]),
+        ready_at: world.now,
+        terminate_at: None,
+        reclaimed: false,
+        group: None,
+        unneeded_since: None,
+        used: Default::default(),
+        interruption_rate: 0.0,
+        unit: Default::default(),
+    };
+    world.nodes.push(node);
+    world.pods[i].remaining = checkpoint * 10.0;
+    world.schedule();
+    assert!(world.pods[i].info.node_name.is_some(), "the pod runs");
+    let steps = (checkpoint / 60.0) as i64 + 3;
+    for _ in 0..steps {
+        world.progress();
+        world.now += 60;
+    }
+    let before = world.pods[i].remaining;
+    let since = world.pods[i].since_checkpoint;
+    assert!(since > 0.0 && since < checkpoint);
+    let lost_before = world.ledger.gpu_seconds_lost;
+    let name = world.nodes[0].info.name.clone();
+    world.terminate(&name, world.now, false);
+    world.cloud_events();
+    assert!(world.pods[i].info.node_name.is_none());
+    assert_eq!(world.pods[i].remaining, before + since);
+    assert_eq!(world.pods[i].since_checkpoint, 0.0);
+    assert!((world.ledger.gpu_seconds_lost - lost_before - since * world.pods[i].gpus).abs() < 1e-9);
+}
+
+/// A node big enough for `pod`, accepting it (labels from its selector, no taints).
+fn base_node(world: &World, pod: &SimPod) -> purser::model::NodeInfo {
+    let it = world
+        .catalog
+        .instance_types
+        .iter()
+        .filter(|t| pod.info.requests.fits_in(&t.allocatable))
+        .min_by(|a, b| a.offerings[0].price.total_cmp(&b.offerings[0].price))
+        .expect("some type fits");
+    let mut labels = it.labels.clone();
+    for r in &pod.info.node_selector.0 {
+        if let Some(v) = r.values.first() {
+            labels.insert(r.key.clone(), v.clone());
+        }
+    }
+    purser::model::NodeInfo {
+        name: "n".into(),
+        labels,
+        taints: vec![],
+        allocatable: it.allocatable.clone(),
+        capacity: it.capacity.clone(),
+        pool: None,
+        instance_type: Some(it.name.clone()),
+        capacity_type: None,
+        zone: None,
+        price: Some(1.0),
+        in_flight: false,
+        cordoned: false,
+        created: START,
+        initialized: true,
+        deleting: false,
+        do_not_disrupt: false,
+        pool_hash: None,
+        last_pod_event: None,
+        interruption: None,
+    }
+}
