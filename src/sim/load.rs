@@ -121,8 +121,14 @@ fn parse(text: &str, source: &str, lines: &Lines) -> Result<Scenario, ScenarioEr
         let inner = e.into_inner();
         let line = inner.location().map(|l| l.line()).or_else(|| lines.locate(&path.0));
         let mut message = inner.to_string();
-        // serde_norway appends the position and prefixes its own path: both are reported apart.
-        if let Some(at) = message.rfind(" at line ") {
+        // serde_norway appends the position and prefixes its own path; both are reported
+        // apart, so drop them (a libyaml message that names two positions is kept whole).
+        if let Some(at) = message.rfind(" at line ")
+            && message.matches(" at line ").count() == 1
+            && message[at + " at line ".len()..]
+                .split(" column ")
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        {
             message.truncate(at);
         }
         let shown = path.to_string();
@@ -146,8 +152,8 @@ fn parse(text: &str, source: &str, lines: &Lines) -> Result<Scenario, ScenarioEr
     })
 }
 
-/// serde lists the expected fields of an unknown one and the expected type of a wrong one;
-/// a missing field says nothing about what to do.
+/// Say what to do about a missing field (serde already lists the expected fields of an
+/// unknown one and the expected type of a wrong one).
 fn expectation(message: String) -> String {
     if message.starts_with("missing field") {
         format!("{message} (expected it to be set: it has no default)")

@@ -49,7 +49,7 @@ impl Policy {
 }
 
 /// Minutes between consolidation passes.
-const DISRUPT_EVERY: i64 = 10;
+const DISRUPT_EVERY: i64 = 15;
 
 /// Run one step of `policy`; `noticed` are nodes that got an interruption notice this step.
 pub fn step(policy: Policy, world: &mut World, ca: &ClusterAutoscaler, noticed: &[String]) {
@@ -131,12 +131,14 @@ fn timed<T>(world: &mut World, f: impl FnOnce(&mut World) -> T) -> T {
 
 /// Plan for pending pods that no live node is expected to take.
 fn provision(policy: Policy, world: &mut World) {
+    // A pod waits for a plan when nothing is coming for it: no nomination, its node is going
+    // away, or its node is Ready and still did not take it (others took the room).
     let waiting = world.live_pods().any(|(_, p)| {
         p.info.node_name.is_none()
             && p.nominated
                 .as_deref()
                 .and_then(|n| world.node_index(n))
-                .is_none_or(|n| world.nodes[n].terminate_at.is_some())
+                .is_none_or(|n| world.nodes[n].terminate_at.is_some() || world.nodes[n].schedulable(world.now))
     });
     if !waiting {
         return;
@@ -155,7 +157,7 @@ fn disrupt(policy: Policy, world: &mut World) {
     let snapshot = view(policy, world);
     let mut options = DisruptOptions::at(world.now);
     options.plan = plan_options(policy, world);
-    options.search_time = Duration::from_millis(200);
+    options.search_time = Duration::from_millis(150);
     options.max_consolidation_nodes = 20;
     if policy == Policy::Karpenter {
         options.replacement = Replacement::ManyToOne;
