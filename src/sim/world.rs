@@ -293,8 +293,10 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Bind pending pods the way kube-scheduler would: the nominated node when it fits, else
-    /// the first Ready node (by name) whose labels, taints and free resources admit the pod.
+    /// Bind pending pods the way kube-scheduler would, with the provisioner's nominations
+    /// reserving room on their nodes (as Karpenter's nominations do): a nominated pod goes to
+    /// its node when that is Ready and fits, any other pod to the first Ready node (by name)
+    /// whose labels, taints and free resources (less what is reserved for others) admit it.
     pub fn schedule(&mut self) {
         let mut order: Vec<usize> = (0..self.pods.len())
             .filter(|&i| !self.pods[i].done && self.pods[i].info.node_name.is_none())
@@ -306,21 +308,44 @@ impl<'a> World<'a> {
                 .then(pa.created.cmp(&pb.created))
                 .then(a.cmp(&b))
         });
+        let mut reserved: HashMap<String, Resources> = HashMap::new();
+        for &i in &order {
+            if let Some(n) = &self.pods[i].nominated {
+                reserved.entry(n.clone()).or_default().add(&self.pods[i].info.requests);
+            }
+        }
         for i in order {
             let nominated = self.pods[i].nominated.clone();
-            let fits = |n: &SimNode, p: &PodInfo| {
+            let pod = self.pods[i].info.clone();
+            let fits = |n: &SimNode, mine: bool| {
+                let mut need = n.used.plus(&pod.requests);
+                if let Some(r) = reserved.get(&n.info.name) {
+                    need.add(r);
+                    if mine {
+                        need.sub(&pod.requests);
+                    }
+                }
                 n.schedulable(self.now)
-                    && p.accepts_labels(&n.info.labels)
-                    && first_blocking(&n.info.taints, &p.tolerations).is_none()
-                    && n.used.plus(&p.requests).fits_in(&n.info.allocatable)
+                    && pod.accepts_labels(&n.info.labels)
+                    && first_blocking(&n.info.taints, &pod.tolerations).is_none()
+                    && need.fits_in(&n.info.allocatable)
             };
-            let pod = &self.pods[i].info;
-            let target = nominated
-                .as_deref()
-                .and_then(|name| self.node_index(name))
-                .filter(|&n| fits(&self.nodes[n], pod))
-                .or_else(|| (0..self.nodes.len()).find(|&n| fits(&self.nodes[n], pod)));
+            let own = nominated.as_deref().and_then(|name| self.node_index(name));
+            let target = own.filter(|&n| fits(&self.nodes[n], true)).or_else(|| {
+                // A pod whose node is still launching waits for it.
+                let waiting =
+                    own.is_some_and(|n| self.nodes[n].terminate_at.is_none() && self.now < self.nodes[n].ready_at);
+                if waiting {
+                    return None;
+                }
+                (0..self.nodes.len()).find(|&n| fits(&self.nodes[n], false))
+            });
             if let Some(n) = target {
+                if let Some(name) = &nominated
+                    && let Some(r) = reserved.get_mut(name)
+                {
+                    r.sub(&pod.requests);
+                }
                 self.bind(i, n);
             }
         }
