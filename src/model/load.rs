@@ -202,7 +202,8 @@ fn flatten(
     Ok(())
 }
 
-fn json_type(value: &Value) -> &'static str {
+/// How a JSON value's type is named in error messages ("a string", "a list", ...).
+pub fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -16,7 +16,7 @@ use super::scenario::{Lognormal, NodeGroup, PodShape, Scenario};
 use crate::catalog::{CapacityType, Catalog};
 use crate::model::daemonset::daemon_overhead;
 use crate::model::labels;
-use crate::model::load::{KARPENTER_API_VERSION, PURSER_API_VERSION, snapshot_from_objects};
+use crate::model::load::{KARPENTER_API_VERSION, PURSER_API_VERSION, json_type, snapshot_from_objects};
 use crate::model::quantity::Quantity;
 use crate::model::requirements::Requirements;
 use crate::model::resources::{CPU, MEMORY, PODS, Resources};
@@ -1081,17 +1081,6 @@ fn model_failure(at: &Path, e: &ModelError) -> Failure {
         f => at.join_dotted(f),
     };
     (field, format!("{}: {}", e.object, e.message))
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
 }
 
 /// A node a pool can launch: its labels, capacity type and allocatable after DaemonSets.
