@@ -378,7 +378,10 @@ impl<'a> World<'a> {
             node.info.last_pod_event = Some(self.now);
         }
         let p = &mut self.pods[i];
-        p.nominated = None;
+        // A nomination to another node (the replacement a disruption command launched) stands.
+        if p.nominated.as_deref() == Some(name.as_str()) {
+            p.nominated = None;
+        }
         if matches!(p.work, Work::Training { .. }) {
             let lost = p.since_checkpoint;
             p.remaining += lost;
