@@ -699,25 +699,33 @@ fn expiry_waits_when_a_pdb_allows_fewer_evictions_than_the_node_needs() {
     assert!(d.blocked[0].reason.contains("PodDisruptionBudget"), "{d:#?}");
 }
 
-#[test]
-fn spot_to_spot_needs_no_higher_expected_interruption_cost() {
-    let c = catalog()
+/// Spot-only test catalog: a steady xlarge (the node to replace), a steady large, and, when
+/// `flaky` is set, a cheaper large with a much higher interruption rate.
+fn spot_catalog(flaky: bool) -> Catalog {
+    let mut c = catalog()
         .with(
             instance("steady.xlarge", "4", "16Gi")
                 .on_demand_in("test-1a", 0.20)
                 .spot_in("test-1a", 0.08, Some(0.01)),
         )
         .with(
-            instance("flaky.large", "2", "8Gi")
-                .on_demand_in("test-1a", 0.10)
-                .spot_in("test-1a", 0.03, Some(0.30)),
-        )
-        .with(
             instance("steady.large", "2", "8Gi")
                 .on_demand_in("test-1a", 0.10)
                 .spot_in("test-1a", 0.04, Some(0.01)),
-        )
-        .build();
+        );
+    if flaky {
+        c = c.with(
+            instance("flaky.large", "2", "8Gi")
+                .on_demand_in("test-1a", 0.10)
+                .spot_in("test-1a", 0.03, Some(0.30)),
+        );
+    }
+    c.build()
+}
+
+#[test]
+fn spot_to_spot_needs_no_higher_expected_interruption_cost() {
+    let c = spot_catalog(true);
     let objects = vec![
         nodepool("default")
             .requirement(CAPACITY_TYPE_KEY, "In", &["spot"])
@@ -738,22 +746,10 @@ fn spot_to_spot_needs_no_higher_expected_interruption_cost() {
         );
     }
     // Without the flaky type, the steady smaller type is a fine spot -> spot move.
-    let c = catalog()
-        .with(
-            instance("steady.xlarge", "4", "16Gi")
-                .on_demand_in("test-1a", 0.20)
-                .spot_in("test-1a", 0.08, Some(0.01)),
-        )
-        .with(
-            instance("steady.large", "2", "8Gi")
-                .on_demand_in("test-1a", 0.10)
-                .spot_in("test-1a", 0.04, Some(0.01)),
-        )
-        .build();
-    let s2 = settled(&objects, &c);
-    let mut s2 = s2;
-    unlimited_budgets(&mut s2);
-    let d = decide(&s2, &c, &o);
+    let c = spot_catalog(false);
+    let mut s = settled(&objects, &c);
+    unlimited_budgets(&mut s);
+    let d = decide(&s, &c, &o);
     assert_eq!(d.commands.len(), 1, "{d:#?}");
     assert_eq!(d.commands[0].node_claims[0].instance_type, "steady.large");
 }

@@ -369,14 +369,9 @@ impl<'a> World<'a> {
 
     /// Take pod `i` off its node; training work since the last checkpoint is lost.
     pub fn evict(&mut self, i: usize) {
-        let Some(name) = self.pods[i].info.node_name.take() else {
+        let Some(name) = self.unbind(i) else {
             return;
         };
-        if let Some(n) = self.node_index(&name) {
-            let node = &mut self.nodes[n];
-            node.used.sub(&self.pods[i].info.requests);
-            node.info.last_pod_event = Some(self.now);
-        }
         let p = &mut self.pods[i];
         // A nomination to another node (the replacement a disruption command launched) stands.
         if p.nominated.as_deref() == Some(name.as_str()) {
@@ -392,14 +387,19 @@ impl<'a> World<'a> {
 
     /// Remove pod `i` for good (finished, or scaled in).
     pub fn remove_pod(&mut self, i: usize) {
-        if let Some(name) = self.pods[i].info.node_name.take()
-            && let Some(n) = self.node_index(&name)
-        {
+        self.unbind(i);
+        self.pods[i].done = true;
+    }
+
+    /// Take pod `i` off its node, freeing its requests there; the node it was on.
+    fn unbind(&mut self, i: usize) -> Option<String> {
+        let name = self.pods[i].info.node_name.take()?;
+        if let Some(n) = self.node_index(&name) {
             let node = &mut self.nodes[n];
             node.used.sub(&self.pods[i].info.requests);
             node.info.last_pod_event = Some(self.now);
         }
-        self.pods[i].done = true;
+        Some(name)
     }
 
     /// Advance running work by one step; finished jobs leave.
