@@ -14,7 +14,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use purser::catalog::Catalog;
 use purser::model::Snapshot;
-use purser::solver::{Plan, Strategy as Planner};
+use std::time::{Duration, Instant};
+
+use purser::solver::packing::Assignment;
+use purser::solver::plan::{list_cost, materialize, objective};
+use purser::solver::{Plan, Problem, SolverReport, Strategy as Planner, ffd, local_search, refill};
 use serde_json::Value;
 
 // ------------------------------------------------------------------------------------------
@@ -597,4 +601,49 @@ fn planning_is_deterministic() {
         timed_out * 4 <= cases,
         "{timed_out} of {cases} ILP runs reached the time limit"
     );
+}
+
+/// A plan made of one search phase's assignment, for the validator.
+fn phase_plan(problem: &Problem, snapshot: &Snapshot, assignment: &Assignment, name: &str) -> Plan {
+    let (node_claims, existing_nodes, unschedulable) = materialize(problem, snapshot, assignment);
+    Plan {
+        node_claims,
+        existing_nodes,
+        unschedulable,
+        hourly_cost: list_cost(problem, assignment),
+        lower_bound: 0.0,
+        solver: SolverReport {
+            strategy: name.into(),
+            status: "feasible".into(),
+            seconds: 0.0,
+            objective: objective(problem, assignment),
+            baseline_cost: None,
+        },
+    }
+}
+
+proptest! {
+    #![proptest_config(config(0x5eed_0005))]
+
+    /// Each local search phase on its own, started from the FFD plan, keeps every pod FFD places,
+    /// costs no more, and breaks no rule the independent validator knows.
+    #[test]
+    fn each_search_phase_keeps_the_plan_valid(c in cluster()) {
+        let catalog = c.catalog();
+        let snapshot = load(&c.objects(), &catalog);
+        let problem = Problem::build(&snapshot, &catalog, &options());
+        let greedy = ffd::solve(&problem);
+        prop_assume!(problem.stranded(&greedy).is_empty());
+        let before = phase_plan(&problem, &snapshot, &greedy, "ffd");
+        type Phase = fn(&Problem, Assignment, Instant) -> Assignment;
+        let phases: [(&str, Phase); 2] = [("local-search", local_search::improve), ("refill", refill::improve)];
+        for (name, phase) in phases {
+            let after = phase(&problem, greedy.clone(), Instant::now() + Duration::from_secs(2));
+            let plan = phase_plan(&problem, &snapshot, &after, name);
+            let v = problems(&snapshot, &catalog, &plan);
+            prop_assert!(v.is_empty(), "{name}: {:?}\n{}", v, plan.json());
+            prop_assert!(plan.placed().is_superset(&before.placed()), "{name} drops pods");
+            prop_assert!(plan.solver.objective <= before.solver.objective + 1e-9, "{name}: {} > {}", plan.solver.objective, before.solver.objective);
+        }
+    }
 }

@@ -13,6 +13,39 @@ use super::problem::Problem;
 
 /// The bound for the pods `assignment` places.
 pub fn lower_bound(problem: &Problem, assignment: &Assignment) -> f64 {
+    let (best, _) = best_weights(problem, assignment);
+    // Floating-point sums are rounded down slightly so the bound stays a bound.
+    (best * (1.0 - 1e-9)).max(0.0)
+}
+
+/// Per class, the least cost share of one unit under the bound's best weights (its dual-like
+/// value: what room on a node is worth when that unit fills it); 0 for a class with no new kind.
+pub fn unit_values(problem: &Problem, assignment: &Assignment) -> Vec<f64> {
+    let (_, w) = best_weights(problem, assignment);
+    let clique = greedy_clique(problem);
+    (0..problem.classes.len())
+        .map(|c| {
+            let in_clique = clique.contains(&c);
+            let class = &problem.classes[c];
+            let v = class
+                .kinds
+                .iter()
+                .filter(|&&k| !problem.kinds[k].is_existing())
+                .map(|&k| {
+                    share(problem, c, k, in_clique)
+                        .iter()
+                        .zip(&w)
+                        .map(|(a, b)| a * b)
+                        .sum::<f64>()
+                })
+                .fold(f64::INFINITY, f64::min);
+            if v.is_finite() { v } else { 0.0 }
+        })
+        .collect()
+}
+
+/// The best bound over the weight grid, and its weights.
+fn best_weights(problem: &Problem, assignment: &Assignment) -> (f64, Vec<f64>) {
     let mut placed = vec![0u64; problem.classes.len()];
     for b in &assignment.bins {
         for &(c, n) in &b.counts {
@@ -43,7 +76,7 @@ pub fn lower_bound(problem: &Problem, assignment: &Assignment) -> f64 {
         existing_free[dims - 1] += 1.0;
     }
     let shares = share_groups(problem, &placed, &clique);
-    let mut best = 0.0f64;
+    let mut best = (0.0f64, weights[0].clone());
     for w in &weights {
         let mut total = 0.0;
         for group in &shares {
@@ -56,10 +89,31 @@ pub fn lower_bound(problem: &Problem, assignment: &Assignment) -> f64 {
             total += m * group.units as f64;
         }
         let saving: f64 = (0..dims).map(|d| w[d] * rho[d] * existing_free[d]).sum();
-        best = best.max(total - saving);
+        if total - saving > best.0 {
+            best = (total - saving, w.clone());
+        }
     }
-    // Floating-point sums are rounded down slightly so the bound stays a bound.
-    (best * (1.0 - 1e-9)).max(0.0)
+    best
+}
+
+/// The cost share vector of one unit of `class` on a node of `kind`: per dimension, the price
+/// times the share of the capacity it takes, then the clique share.
+fn share(problem: &Problem, class: usize, kind: usize, in_clique: bool) -> Vec<f64> {
+    let kind = &problem.kinds[kind];
+    let mut v: Vec<f64> = problem.classes[class]
+        .req
+        .iter()
+        .zip(&kind.cap)
+        .map(|(r, cap)| {
+            if *cap > 0 {
+                kind.price * *r as f64 / *cap as f64
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    v.push(if in_clique { kind.price } else { 0.0 });
+    v
 }
 
 /// Placed classes that share requests, clique membership and kind prices and capacities: they
@@ -113,23 +167,7 @@ fn share_groups(problem: &Problem, placed: &[u64], clique: &[usize]) -> Vec<Shar
             .kinds
             .iter()
             .filter(|&&k| !problem.kinds[k].is_existing() && seen.insert(kind_ids[k]))
-            .map(|&k| {
-                let kind = &problem.kinds[k];
-                let mut v: Vec<f64> = class
-                    .req
-                    .iter()
-                    .zip(&kind.cap)
-                    .map(|(r, cap)| {
-                        if *cap > 0 {
-                            kind.price * *r as f64 / *cap as f64
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
-                v.push(if in_clique { kind.price } else { 0.0 });
-                v
-            })
+            .map(|&k| share(problem, c, k, in_clique))
             .collect();
         groups.insert(key, out.len());
         out.push(ShareGroup {

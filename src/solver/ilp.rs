@@ -36,13 +36,15 @@ const MIP_NODES: i32 = 2000;
 pub fn solve(problem: &Problem, baseline: &Assignment, deadline: Instant) -> (Assignment, String) {
     let restricted = restrict_to_preferred_pools(problem, baseline);
     let problem = &restricted;
-    // Small problems get most of the time as a whole; large ones mostly in neighbourhoods,
-    // where column generation converges.
+    // Small problems get most of the time as a whole; on large ones column generation does not
+    // converge in time, and ruin-and-refill, pod moves and neighbourhoods gain more.
     let now = Instant::now();
-    let share = if problem.classes.len() <= 200 { 0.7 } else { 0.35 };
+    let share = if problem.classes.len() <= 200 { 0.7 } else { 0.1 };
     let whole_deadline = now + deadline.saturating_duration_since(now).mul_f64(share);
     let best = optimise(problem, baseline, whole_deadline, true);
     let best = super::neighbourhood::fill_slack(problem, best, deadline);
+    let best = super::refill::improve(problem, best, deadline);
+    let best = super::local_search::improve(problem, best, deadline);
     let best = super::neighbourhood::improve(problem, best, deadline);
     if !better_or_equal(problem, &best, baseline) {
         return (baseline.clone(), "fallback".into());

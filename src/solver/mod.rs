@@ -7,11 +7,13 @@
 pub mod bound;
 pub mod ffd;
 pub mod ilp;
+pub mod local_search;
 pub mod neighbourhood;
 pub mod packing;
 pub mod plan;
 pub mod preferences;
 pub mod problem;
+pub mod refill;
 pub mod topology;
 pub mod validate;
 
