@@ -206,6 +206,24 @@ fn uninitialized_and_deleting_nodes_are_blocked() {
 }
 
 #[test]
+fn pods_never_move_onto_a_node_that_is_not_initialized() {
+    let c = standard_catalog();
+    let mut objects = two_idle_nodes();
+    objects.push(node("c", "m6.2xlarge", "test-1a").pool("default").build());
+    let mut s = settled(&objects, &c);
+    unlimited_budgets(&mut s);
+    let coming = s.nodes.iter_mut().find(|n| n.name == "c").expect("node c");
+    coming.initialized = false;
+    coming.created = NOW;
+    let d = run(&s, &c);
+    assert_eq!(disrupted(&d), vec!["a", "b"], "{d:#?}");
+    for cmd in &d.commands {
+        assert!(cmd.moves.iter().all(|m| m.node != "c"), "{cmd:#?}");
+        assert_eq!(cmd.action, Action::Replace, "{cmd:#?}");
+    }
+}
+
+#[test]
 fn three_sparse_m5_2xlarge_become_one_cheaper_node() {
     let c = Catalog::embedded();
     let mut objects = vec![

@@ -41,6 +41,23 @@ fn the_same_seed_gives_identical_kpis() {
 }
 
 #[test]
+fn parallel_policies_give_the_sequential_results() {
+    let c = Catalog::embedded();
+    let (scenario, base) = quickstart(&c);
+    let o = options(6.0, vec![Policy::Karpenter, Policy::ClusterAutoscaler]);
+    let parallel = sim::simulate(&scenario, &base, &c, &o, &|_, _| {});
+    for (i, &policy) in o.policies.iter().enumerate() {
+        let mut alone = sim::simulate_policy(&scenario, &base, &c, &o, policy, &|_| {});
+        let mut together = parallel.policies[i].clone();
+        for k in [&mut alone.kpis, &mut together.kpis] {
+            k.mean_decision_seconds = 0.0;
+            k.max_decision_seconds = 0.0;
+        }
+        assert_eq!(alone, together, "{}", policy.name());
+    }
+}
+
+#[test]
 fn purser_never_exceeds_a_budget() {
     let c = Catalog::embedded();
     let (scenario, base) = quickstart(&c);
@@ -161,4 +178,77 @@ fn base_node(world: &World, pod: &SimPod) -> purser::model::NodeInfo {
         last_pod_event: None,
         interruption: None,
     }
+}
+
+/// A world of quickstart whose only pod (index 0) is a pending training pod.
+fn world_with_a_pending_pod<'a>(c: &'a Catalog, scenario: &Scenario, base: &'a Snapshot) -> World<'a> {
+    let mut world = World::new(c, base, START, START + 86_400, Rng::new(1, 1));
+    let mut workloads = sim::workload::Workloads::new(scenario, 1, START);
+    while !world.pods.iter().any(|p| matches!(p.work, Work::Training { .. })) {
+        workloads.arrivals(&mut world, scenario);
+        world.now += 60;
+    }
+    world.pods.retain(|p| matches!(p.work, Work::Training { .. }));
+    world.pods.truncate(1);
+    world
+}
+
+/// A node named `name` that takes the world's pod, Ready at `ready_at`.
+fn sim_node(world: &World, name: &str, ready_at: i64) -> sim::world::SimNode {
+    let mut info = base_node(world, &world.pods[0]);
+    info.name = name.into();
+    sim::world::SimNode {
+        info,
+        ready_at,
+        terminate_at: None,
+        reclaimed: false,
+        group: None,
+        unneeded_since: None,
+        used: Default::default(),
+        interruption_rate: 0.0,
+        unit: Default::default(),
+    }
+}
+
+#[test]
+fn a_pod_nominated_to_a_launching_node_takes_a_free_ready_node() {
+    let c = Catalog::embedded();
+    let (scenario, base) = quickstart(&c);
+    let mut world = world_with_a_pending_pod(&c, &scenario, &base);
+    let i = 0;
+    let launching = sim_node(&world, "launching", world.now + 600);
+    let ready = sim_node(&world, "ready", world.now);
+    world.nodes.extend([launching, ready]);
+    world.pods[i].nominated = Some("launching".into());
+    world.schedule();
+    assert_eq!(world.pods[i].info.node_name.as_deref(), Some("ready"));
+}
+
+#[test]
+fn budget_gates_keep_a_covered_pod_off_room_no_plan_gave_it() {
+    let c = Catalog::embedded();
+    let (scenario, base) = quickstart(&c);
+    let mut world = world_with_a_pending_pod(&c, &scenario, &base);
+    let i = 0;
+    assert!(
+        base.budgets.iter().any(|b| b.covers(&world.pods[i].info)),
+        "quickstart's budget covers training"
+    );
+    let ready = sim_node(&world, "ready", world.now);
+    world.nodes.push(ready);
+    world.budget_gates = true;
+    world.schedule();
+    assert!(world.pods[i].info.node_name.is_none(), "held without a nomination");
+    world.pods[i].nominated = Some("ready".into());
+    world.schedule();
+    assert_eq!(world.pods[i].info.node_name.as_deref(), Some("ready"));
+    world.evict(i);
+    world.pods[i].nominated = None;
+    world.budget_gates = false;
+    world.schedule();
+    assert_eq!(
+        world.pods[i].info.node_name.as_deref(),
+        Some("ready"),
+        "ungated pods take any room"
+    );
 }

@@ -1,6 +1,7 @@
 //! `purser simulate [--scenario FILE|NAME] [--policies a,b,c] [--duration 7d] [--seed N] [--report DIR]`.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Instant;
 
 use clap::Args;
@@ -54,6 +55,17 @@ pub fn parse_hours(text: &str) -> Result<f64, String> {
     }
 }
 
+/// The policies still running, for the progress bar.
+fn running(names: &[&str], done: &[f64]) -> String {
+    let busy: Vec<&str> = names
+        .iter()
+        .zip(done)
+        .filter(|&(_, &f)| f < 1.0)
+        .map(|(n, _)| *n)
+        .collect();
+    busy.join(", ")
+}
+
 /// Run `purser simulate`.
 pub fn run(args: SimulateArgs) -> i32 {
     let catalog = Catalog::embedded();
@@ -76,9 +88,12 @@ pub fn run(args: SimulateArgs) -> i32 {
     );
     let started = Instant::now();
     let names: Vec<&str> = options.policies.iter().map(|p| p.name()).collect();
+    let done = Mutex::new(vec![0.0; names.len()]);
     let result = sim::simulate(&loaded.scenario, &loaded.snapshot, &catalog, &options, &|i, f| {
-        bar.set_message(names[i].to_string());
-        bar.set_position((i as f64 * 1000.0 + f * 1000.0) as u64);
+        let Ok(mut done) = done.lock() else { return };
+        done[i] = f;
+        bar.set_message(running(&names, &done));
+        bar.set_position((done.iter().sum::<f64>() * 1000.0) as u64);
     });
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();

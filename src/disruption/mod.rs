@@ -173,7 +173,8 @@ pub struct State<'a> {
 
 impl<'a> State<'a> {
     fn new(snapshot: &'a Snapshot, catalog: &'a Catalog, options: &'a DisruptOptions) -> Self {
-        let work = whatif::without_pending(snapshot);
+        let mut work = whatif::without_pending(snapshot);
+        whatif::close_uninitialized(&mut work);
         State {
             input: snapshot,
             index: candidates::PodIndex::new(&work),

@@ -20,6 +20,17 @@ pub fn without_pending(snapshot: &Snapshot) -> Snapshot {
     out
 }
 
+/// Close the nodes of `work` that are not initialized to moved pods (as Karpenter's
+/// disruption refuses to schedule onto uninitialized nodes): the room on a node still coming up
+/// is meant for the pending pods it was launched for, which `without_pending` leaves out, and
+/// the node may never come up. The nodes stay in `work` (they count against limits and budgets
+/// and as topology domains); the planner treats them as cordoned.
+pub fn close_uninitialized(work: &mut Snapshot) {
+    for node in work.nodes.iter_mut().filter(|n| n.in_flight || !n.initialized) {
+        node.cordoned = true;
+    }
+}
+
 /// The plan for the pods of `nodes` when those nodes are gone.
 pub fn plan_without(work: &Snapshot, nodes: &[String], catalog: &Catalog, options: &PlanOptions) -> Plan {
     solver::plan(&evicted(work, nodes), catalog, options)

@@ -36,20 +36,29 @@ pub struct SimOptions {
 }
 
 /// Simulate `scenario` (its NodePools, CostBudgets and DaemonSets already read into `base`)
-/// under each policy; `progress` is called with (policy index, fraction done).
+/// under each policy, the policies on parallel threads; `progress` is called with (policy
+/// index, fraction done). Each policy has its own world and random streams, so the result is
+/// the one `simulate_policy` gives for each policy in turn.
 pub fn simulate(
     scenario: &Scenario,
     base: &Snapshot,
     catalog: &Catalog,
     options: &SimOptions,
-    progress: &dyn Fn(usize, f64),
+    progress: &(dyn Fn(usize, f64) + Sync),
 ) -> SimResult {
-    let policies = options
-        .policies
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| run_policy(scenario, base, catalog, options, p, &|f| progress(i, f)))
-        .collect();
+    let policies = std::thread::scope(|scope| {
+        let runs: Vec<_> = options
+            .policies
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                scope.spawn(move || simulate_policy(scenario, base, catalog, options, p, &|f| progress(i, f)))
+            })
+            .collect();
+        runs.into_iter()
+            .map(|run| run.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
     SimResult {
         scenario: scenario.name.clone(),
         seed: options.seed,
@@ -67,7 +76,9 @@ struct Hour {
     latency: f64,
 }
 
-fn run_policy(
+/// Simulate `scenario` under one policy on the calling thread; `progress` is called with the
+/// fraction done.
+pub fn simulate_policy(
     scenario: &Scenario,
     base: &Snapshot,
     catalog: &Catalog,
@@ -78,6 +89,7 @@ fn run_policy(
     let steps = (options.hours * 3600.0 / STEP as f64).round() as i64;
     let end = START + steps * STEP;
     let mut world = World::new(catalog, base, START, end, Rng::new(options.seed, 1));
+    world.budget_gates = policy == Policy::Purser;
     let mut workloads = Workloads::new(scenario, options.seed, START);
     let budgets = base.budgets.clone();
     let mut timeline = vec![];
@@ -88,6 +100,8 @@ fn run_policy(
         let load = workloads.inference(&mut world);
         account_inference(&mut world, &workloads, &load, &mut hour);
         let noticed = world.cloud_events();
+        // kube-scheduler first: the autoscaler only sees the pods that stay pending.
+        world.schedule();
         policy::step(policy, &mut world, &scenario.cluster_autoscaler, &noticed);
         world.schedule();
         world.progress();
@@ -111,10 +125,10 @@ fn run_policy(
 
 /// Requests served, SLO minutes and the hour's worst latency ratio.
 fn account_inference(world: &mut World, workloads: &Workloads, load: &[(f64, f64)], hour: &mut Hour) {
-    for (svc, &(rps, p95)) in workloads.services.iter().zip(load) {
+    for (s, (svc, &(rps, p95))) in workloads.services.iter().zip(load).enumerate() {
         let running = world
             .live_pods()
-            .filter(|(_, p)| matches!(p.work, Work::Inference { .. }) && p.info.key.starts_with(&svc.template.key))
+            .filter(|(_, p)| p.work == Work::Inference { service: s } && p.info.node_name.is_some())
             .count();
         let capacity = running as f64 * svc.spec.replica_rps;
         world.ledger.requests += rps.min(capacity) * STEP as f64;

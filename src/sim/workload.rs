@@ -241,17 +241,9 @@ impl Workloads {
                 .filter(|(_, p)| p.work == Work::Inference { service: s })
                 .map(|(i, _)| i)
                 .collect();
-            let running = mine
-                .iter()
-                .filter(|&&i| {
-                    world.pods[i]
-                        .info
-                        .node_name
-                        .as_deref()
-                        .and_then(|n| world.node_index(n))
-                        .is_some_and(|n| world.nodes[n].schedulable(world.now))
-                })
-                .count() as f64;
+            // A replica serves from the moment it is bound until it is evicted, also on a node
+            // that is to be drained once its replacement is Ready.
+            let running = mine.iter().filter(|&&i| world.pods[i].info.node_name.is_some()).count() as f64;
             let template = svc.template.clone();
             let (replica_rps, service_ms) = (spec.replica_rps, spec.service_ms);
             if (mine.len() as u32) < desired {

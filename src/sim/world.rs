@@ -161,6 +161,11 @@ pub struct World<'a> {
     pub launched: u64,
     /// When the run ends.
     pub end: i64,
+    /// Pods a CostBudget covers run only where the provisioner placed them (Purser holds them
+    /// with a scheduling gate until a plan fits them under the budget, then binds them to the
+    /// planned node); otherwise kube-scheduler could start them on any free room and overrun
+    /// the budget.
+    pub budget_gates: bool,
 }
 
 /// Seconds per simulation step.
@@ -180,6 +185,7 @@ impl<'a> World<'a> {
             unavailable: HashMap::new(),
             launched: 0,
             end,
+            budget_gates: false,
         }
     }
 
@@ -194,6 +200,8 @@ impl<'a> World<'a> {
                 info.in_flight = self.now < n.ready_at;
                 info.initialized = !info.in_flight;
                 info.deleting = n.terminate_at.is_some();
+                // A node being disrupted carries Karpenter's `disrupted` NoSchedule taint.
+                info.cordoned |= info.deleting;
                 info
             })
             .collect();
@@ -295,8 +303,10 @@ impl<'a> World<'a> {
 
     /// Bind pending pods the way kube-scheduler would, with the provisioner's nominations
     /// reserving room on their nodes (as Karpenter's nominations do): a nominated pod goes to
-    /// its node when that is Ready and fits, any other pod to the first Ready node (by name)
-    /// whose labels, taints and free resources (less what is reserved for others) admit it.
+    /// its node when that is Ready and fits, any other pod (or a nominated one whose node is not
+    /// Ready) to the first Ready node (by name) whose labels, taints and free resources (less
+    /// what is reserved for others) admit it. With `budget_gates`, a pod a CostBudget covers
+    /// goes only to its nominated node or a Ready node where it costs the same.
     pub fn schedule(&mut self) {
         let mut order: Vec<usize> = (0..self.pods.len())
             .filter(|&i| !self.pods[i].done && self.pods[i].info.node_name.is_none())
@@ -330,16 +340,14 @@ impl<'a> World<'a> {
                     && first_blocking(&n.info.taints, &pod.tolerations).is_none()
                     && need.fits_in(&n.info.allocatable)
             };
+            // A nomination is a hint, not a binding: a pod whose node is still launching takes
+            // room on a Ready node when some is free (not reserved for other pods).
             let own = nominated.as_deref().and_then(|name| self.node_index(name));
-            let target = own.filter(|&n| fits(&self.nodes[n], true)).or_else(|| {
-                // A pod whose node is still launching waits for it.
-                let waiting =
-                    own.is_some_and(|n| self.nodes[n].terminate_at.is_none() && self.now < self.nodes[n].ready_at);
-                if waiting {
-                    return None;
-                }
-                (0..self.nodes.len()).find(|&n| fits(&self.nodes[n], false))
-            });
+            let gated = self.budget_gates && self.base.budgets.iter().any(|b| b.covers(&pod));
+            let allowed = |n: &SimNode| !gated || own.is_some_and(|o| self.same_cost(o, n));
+            let target = own
+                .filter(|&n| fits(&self.nodes[n], true))
+                .or_else(|| (0..self.nodes.len()).find(|&n| allowed(&self.nodes[n]) && fits(&self.nodes[n], false)));
             if let Some(n) = target {
                 if let Some(name) = &nominated
                     && let Some(r) = reserved.get_mut(name)
@@ -349,6 +357,13 @@ impl<'a> World<'a> {
                 self.bind(i, n);
             }
         }
+    }
+
+    /// True when a pod costs the same on `node` as on node `own` (same price and capacity, so
+    /// the same allocated cost).
+    fn same_cost(&self, own: usize, node: &SimNode) -> bool {
+        let o = &self.nodes[own].info;
+        o.price == node.info.price && o.capacity == node.info.capacity
     }
 
     fn bind(&mut self, pod: usize, node: usize) {

@@ -222,22 +222,71 @@ fn pool_may_host(pool: &crate::model::Pool, pod: &PodInfo) -> bool {
             .all(|r| !pool.labels.contains_key(&r.key) || r.matches(&pool.labels))
 }
 
-/// A cheap necessary condition for `pool` to launch `it`: every requirement on a label the
-/// type itself carries (and the pool does not set) holds on the type's labels. Saves building
-/// the labels of types the pool excludes anyway.
-fn type_may_fit(pool: &crate::model::Pool, it: &crate::catalog::InstanceType) -> bool {
+/// A cheap necessary condition for a pool to launch an instance type: every requirement on a
+/// label the type itself carries (and the pool does not set) holds on the type's labels. Saves
+/// building the labels of types the pool excludes anyway; the requirements to check are chosen
+/// once per pool, not once per type.
+struct TypeFilter<'p>(Vec<(&'p str, &'p crate::model::requirements::Requirement)>);
+
+impl<'p> TypeFilter<'p> {
+    fn new(pool: &'p crate::model::Pool) -> Self {
+        let decided_elsewhere = |key: &str| {
+            pool.labels.contains_key(key)
+                || [
+                    labels::NODEPOOL,
+                    labels::INSTANCE_TYPE,
+                    labels::REGION,
+                    ZONE,
+                    labels::CAPACITY_TYPE,
+                ]
+                .contains(&key)
+        };
+        TypeFilter(
+            pool.requirements
+                .0
+                .iter()
+                .map(|r| (labels::canonical_key(&r.key), r))
+                .filter(|(key, _)| !decided_elsewhere(key))
+                .collect(),
+        )
+    }
+
+    fn may_fit(&self, it: &crate::catalog::InstanceType) -> bool {
+        self.0.iter().all(|&(key, r)| {
+            if key != r.key {
+                return !it.labels.contains_key(key) || r.matches(&it.labels);
+            }
+            match it.labels.get(key) {
+                None => true,
+                Some(value) => holds(r, value).unwrap_or_else(|| r.matches(&it.labels)),
+            }
+        })
+    }
+}
+
+/// Whether `r` holds for a node whose label `r.key` is `value`, without a label map; None for
+/// the operators that `Requirement::matches` must decide (Gt, Lt).
+fn holds(r: &crate::model::requirements::Requirement, value: &str) -> Option<bool> {
+    let listed = || r.values.binary_search_by(|v| v.as_str().cmp(value)).is_ok();
+    match r.op {
+        Operator::In => Some(listed()),
+        Operator::NotIn => Some(!listed()),
+        Operator::Exists => Some(true),
+        Operator::DoesNotExist => Some(false),
+        Operator::Gt | Operator::Lt => None,
+    }
+}
+
+/// A necessary condition for an offering in `zone` with `capacity_type` to meet `pool`'s
+/// requirements on those two labels, checked before the offering's labels are built.
+fn offering_may_fit(pool: &crate::model::Pool, zone: &str, capacity_type: CapacityType) -> bool {
     pool.requirements.0.iter().all(|r| {
-        let key = labels::canonical_key(&r.key);
-        let decided_elsewhere = pool.labels.contains_key(key)
-            || [
-                labels::NODEPOOL,
-                labels::INSTANCE_TYPE,
-                labels::REGION,
-                ZONE,
-                labels::CAPACITY_TYPE,
-            ]
-            .contains(&key);
-        decided_elsewhere || !it.labels.contains_key(key) || r.matches(&it.labels)
+        let value = match r.key.as_str() {
+            ZONE => zone,
+            labels::CAPACITY_TYPE | labels::KARPENTER_CAPACITY_TYPE => capacity_type.as_str(),
+            _ => return true,
+        };
+        holds(r, value).unwrap_or(true)
     })
 }
 
@@ -554,8 +603,9 @@ impl<'a> Builder<'a> {
                 continue;
             }
             let taints = Arc::new(pool.taints.clone());
+            let filter = TypeFilter::new(pool);
             for (ti, it) in self.catalog.instance_types.iter().enumerate() {
-                if !type_may_fit(pool, it) {
+                if !filter.may_fit(it) {
                     continue;
                 }
                 let base = pool_node_labels(pool, it, &self.catalog.region);
@@ -574,6 +624,9 @@ impl<'a> Builder<'a> {
                     .map(|o| o.price)
                     .fold(f64::INFINITY, f64::min);
                 for o in &it.offerings {
+                    if !offering_may_fit(pool, &o.zone, o.capacity_type) {
+                        continue;
+                    }
                     if self
                         .options
                         .unavailable
@@ -640,6 +693,10 @@ impl<'a> Builder<'a> {
     }
 
     fn build_budgets(&self) -> Vec<(BudgetState, &'a crate::model::Budget)> {
+        let mut nodes: HashMap<&str, &NodeInfo> = HashMap::new();
+        for n in &self.snapshot.nodes {
+            nodes.entry(n.name.as_str()).or_insert(n);
+        }
         self.snapshot
             .budgets
             .iter()
@@ -650,11 +707,7 @@ impl<'a> Builder<'a> {
                     .iter()
                     .filter(|p| !p.is_pending() && b.covers(p))
                     .filter_map(|p| {
-                        let node = self
-                            .snapshot
-                            .nodes
-                            .iter()
-                            .find(|n| Some(&n.name) == p.node_name.as_ref())?;
+                        let node = nodes.get(p.node_name.as_deref()?)?;
                         Some(UnitPrices::split(node.price.unwrap_or(0.0), &node.capacity).allocate(&p.requests))
                     })
                     .sum();
