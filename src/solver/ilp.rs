@@ -32,16 +32,38 @@ const MAX_ROUNDS: usize = 40;
 /// Most branch-and-bound nodes for the integer master (a deterministic limit).
 const MIP_NODES: i32 = 2000;
 
+/// Classes up to which column generation gets most of the time.
+const SMALL: usize = 200;
+/// Classes above which the local search runs first.
+const LARGE: usize = 1000;
+
+/// The instant `share` of the way from now to `deadline`.
+fn share_of(deadline: Instant, share: f64) -> Instant {
+    let now = Instant::now();
+    now + deadline.saturating_duration_since(now).mul_f64(share)
+}
+
 /// Solve with the ILP; `baseline` is the FFD assignment on the same problem.
 pub fn solve(problem: &Problem, baseline: &Assignment, deadline: Instant) -> (Assignment, String) {
     let restricted = restrict_to_preferred_pools(problem, baseline);
     let problem = &restricted;
-    // Small problems get most of the time as a whole; on large ones column generation does not
-    // converge in time, and ruin-and-refill, pod moves and neighbourhoods gain more.
-    let now = Instant::now();
-    let share = if problem.classes.len() <= 200 { 0.7 } else { 0.1 };
-    let whole_deadline = now + deadline.saturating_duration_since(now).mul_f64(share);
-    let best = optimise(problem, baseline, whole_deadline, true);
+    // Column generation converges on small problems only; on the others moving and swapping
+    // single pods gains the most per second, and on the largest it gets most of the time first
+    // (the neighbourhoods, each a small integer program, get what is left).
+    let classes = problem.classes.len();
+    let share = if classes <= SMALL {
+        0.7
+    } else if classes <= LARGE {
+        0.1
+    } else {
+        0.0
+    };
+    let best = optimise(problem, baseline, share_of(deadline, share), true);
+    let best = if classes > LARGE {
+        super::local_search::improve(problem, best, share_of(deadline, 0.8))
+    } else {
+        best
+    };
     let best = super::neighbourhood::fill_slack(problem, best, deadline);
     let best = super::refill::improve(problem, best, deadline);
     let best = super::local_search::improve(problem, best, deadline);

@@ -29,6 +29,9 @@ type Family = Vec<usize>;
 
 /// Improve `assignment` by moves and swaps until no move helps or `deadline` passes.
 pub fn improve(problem: &Problem, assignment: Assignment, deadline: Instant) -> Assignment {
+    if Instant::now() >= deadline {
+        return assignment;
+    }
     let mut search = Search::new(problem, assignment);
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
     while Instant::now() < deadline {
@@ -48,6 +51,8 @@ struct Search<'a> {
     /// Family of each bin (new nodes only).
     family_of: Vec<Option<usize>>,
     families: Vec<Family>,
+    /// Position of each new kind in its family.
+    position: Vec<usize>,
     /// Per class, the families whose kinds it may use, sorted.
     class_families: Vec<Vec<usize>>,
     /// Bins of each pool and capacity type, as partners for moves.
@@ -58,18 +63,31 @@ struct Search<'a> {
     unplaced: Vec<(usize, u32, String)>,
 }
 
-/// A candidate change of two bins.
+/// A candidate change of two bins: one unit of `class` from `a` to `b`, and for a swap one
+/// unit of `other` back; both bins re-sized.
 struct Move {
     a: usize,
     b: usize,
-    new_a: Bin,
-    new_b: Bin,
+    class: usize,
+    other: Option<usize>,
+    kind_a: usize,
+    kind_b: usize,
     cost_a: f64,
     cost_b: f64,
     delta_cost: f64,
     delta_potential: f64,
     /// Load moves from a dearer node into room a cheaper one already pays for.
     fills_paid_room: bool,
+}
+
+/// One side of a candidate move: resources used after it, and the classes on the node
+/// (conservatively, including a unit that leaves when others of its class stay or not).
+struct Side<'b> {
+    bin: usize,
+    used: Vec<i64>,
+    classes: &'b [(usize, u32)],
+    extra: Option<usize>,
+    emptied: bool,
 }
 
 impl<'a> Search<'a> {
@@ -91,8 +109,12 @@ impl<'a> Search<'a> {
             families[f].push(k);
             family_of_kind[k] = Some(f);
         }
+        let mut position = vec![0; problem.kinds.len()];
         for family in &mut families {
             family.sort_by(|&a, &b| problem.kind_order(a, b));
+            for (i, &k) in family.iter().enumerate() {
+                position[k] = i;
+            }
         }
         let class_families = problem
             .classes
@@ -137,6 +159,7 @@ impl<'a> Search<'a> {
             cost,
             family_of,
             families,
+            position,
             class_families,
             partners,
             partners_of,
@@ -172,19 +195,18 @@ impl<'a> Search<'a> {
     fn best_move(&self, a: usize, class: usize, rng: &mut u64) -> Option<Move> {
         self.family_of[a]?;
         let partners = &self.partners[self.partners_of[a]];
-        let without = removed(self.problem, &self.bins[a], class);
         let mut best: Option<Move> = None;
         for b in sample(partners, a, rng) {
             if self.bins[b].counts.is_empty() || !self.may_use(class, b) {
                 continue;
             }
-            if let Some(m) = self.relocation(a, b, class, &without) {
+            if let Some(m) = self.evaluate(a, b, class, None) {
                 keep_better(&mut best, m);
             }
             for &(d, _) in &self.bins[b].counts {
                 if d != class
                     && self.may_use(d, a)
-                    && let Some(m) = self.swap(a, b, class, d, &without)
+                    && let Some(m) = self.evaluate(a, b, class, Some(d))
                 {
                     keep_better(&mut best, m);
                 }
@@ -198,35 +220,66 @@ impl<'a> Search<'a> {
         self.family_of[b].is_some_and(|f| self.class_families[class].binary_search(&f).is_ok())
     }
 
-    /// Move one unit of `class` from `a` (leaving `without`) to `b`.
-    fn relocation(&self, a: usize, b: usize, class: usize, without: &Bin) -> Option<Move> {
-        let new_b = added(self.problem, &self.bins[b], class)?;
-        self.evaluate(a, b, without.clone(), new_b)
-    }
-
-    /// Swap one unit of `class` in `a` with one unit of `other` in `b`.
-    fn swap(&self, a: usize, b: usize, class: usize, other: usize, without: &Bin) -> Option<Move> {
-        let new_a = added(self.problem, without, other)?;
-        let new_b = added(self.problem, &removed(self.problem, &self.bins[b], other), class)?;
-        self.evaluate(a, b, new_a, new_b)
-    }
-
-    /// Re-size both bins and score the change.
-    fn evaluate(&self, a: usize, b: usize, mut new_a: Bin, mut new_b: Bin) -> Option<Move> {
-        let cost_a = self.resize(a, &mut new_a)?;
-        let cost_b = self.resize(b, &mut new_b)?;
+    /// Score moving one unit of `class` from `a` to `b` (and one of `other` back).
+    fn evaluate(&self, a: usize, b: usize, class: usize, other: Option<usize>) -> Option<Move> {
+        let p = self.problem;
+        let (bin_a, bin_b) = (&self.bins[a], &self.bins[b]);
+        if !self.rules_allow_after(bin_b, other, class) {
+            return None;
+        }
+        if let Some(d) = other
+            && !self.rules_allow_after(bin_a, Some(class), d)
+        {
+            return None;
+        }
+        let req = |c: usize| &p.classes[c].req;
+        let mut used_a = bin_a.used.clone();
+        let mut used_b = bin_b.used.clone();
+        for ((ua, ub), r) in used_a.iter_mut().zip(used_b.iter_mut()).zip(req(class)) {
+            *ua -= r;
+            *ub += r;
+        }
+        if let Some(d) = other {
+            for ((ua, ub), r) in used_a.iter_mut().zip(used_b.iter_mut()).zip(req(d)) {
+                *ua += r;
+                *ub -= r;
+            }
+        }
+        let emptied = other.is_none() && bin_a.counts.len() == 1 && bin_a.counts[0].1 == 1;
+        let side_a = Side {
+            bin: a,
+            used: used_a,
+            classes: &bin_a.counts,
+            extra: other,
+            emptied,
+        };
+        let side_b = Side {
+            bin: b,
+            used: used_b,
+            classes: &bin_b.counts,
+            extra: Some(class),
+            emptied: false,
+        };
+        let (kind_a, cost_a) = self.resize(&side_a)?;
+        let (kind_b, cost_b) = self.resize(&side_b)?;
         let fills_paid_room = self.cost[a] > self.cost[b] + EPS
             && (cost_b - self.cost[b]).abs() <= EPS
-            && new_b.used.iter().zip(&self.bins[b].used).all(|(n, o)| n >= o);
+            && side_b.used.iter().zip(&bin_b.used).all(|(n, o)| n >= o);
         let delta_cost = cost_a + cost_b - self.cost[a] - self.cost[b];
         let before =
-            potential(self.problem, &self.bins[a], self.cost[a]) + potential(self.problem, &self.bins[b], self.cost[b]);
-        let after = potential(self.problem, &new_a, cost_a) + potential(self.problem, &new_b, cost_b);
+            potential(p, &bin_a.used, bin_a.kind, self.cost[a]) + potential(p, &bin_b.used, bin_b.kind, self.cost[b]);
+        let after = if emptied {
+            0.0
+        } else {
+            potential(p, &side_a.used, kind_a, cost_a)
+        } + potential(p, &side_b.used, kind_b, cost_b);
         Some(Move {
             a,
             b,
-            new_a,
-            new_b,
+            class,
+            other,
+            kind_a,
+            kind_b,
             cost_a,
             cost_b,
             delta_cost,
@@ -235,53 +288,82 @@ impl<'a> Search<'a> {
         })
     }
 
-    /// Give `bin` (a changed copy of bin `i`) the cheapest kind of its family that holds it;
-    /// returns its cost (0 when empty), or None when nothing holds it.
-    fn resize(&self, i: usize, bin: &mut Bin) -> Option<f64> {
-        if bin.counts.is_empty() {
-            return Some(0.0);
+    /// Whether the node rules let one unit of `class` join `bin` once one unit of `leaving` has
+    /// left it.
+    fn rules_allow_after(&self, bin: &Bin, leaving: Option<usize>, class: usize) -> bool {
+        let c = &self.problem.classes[class];
+        if c.rules.is_empty() && c.conflicts.is_empty() {
+            return true;
         }
-        let family = &self.families[self.family_of[i]?];
-        let kind = family.iter().copied().find(|&k| self.holds(k, bin))?;
-        bin.kind = kind;
-        Some(self.problem.kinds[kind].cost)
+        match leaving {
+            None => self.problem.rules_allow(bin.kind, &bin.counts, class, 1),
+            Some(l) => {
+                let mut counts = bin.counts.clone();
+                if let Some(i) = counts.iter().position(|(x, _)| *x == l) {
+                    counts[i].1 -= 1;
+                    if counts[i].1 == 0 {
+                        counts.remove(i);
+                    }
+                }
+                self.problem.rules_allow(bin.kind, &counts, class, 1)
+            }
+        }
     }
 
-    /// Whether a new node of `kind` can hold the pods of `bin`.
-    fn holds(&self, kind: usize, bin: &Bin) -> bool {
-        let cap = &self.problem.kinds[kind].cap;
-        bin.used.iter().zip(cap).all(|(u, c)| u <= c)
-            && bin
-                .counts
-                .iter()
-                .all(|&(c, _)| self.problem.classes[c].kinds.binary_search(&kind).is_ok())
+    /// The cheapest kind of a side's family that holds it, and its cost (0 when emptied). A side
+    /// that only grew starts the scan at its current kind: a cheaper kind cannot hold more.
+    fn resize(&self, side: &Side) -> Option<(usize, f64)> {
+        let current = self.bins[side.bin].kind;
+        if side.emptied {
+            return Some((current, 0.0));
+        }
+        let family = &self.families[self.family_of[side.bin]?];
+        let grew = side.used.iter().zip(&self.bins[side.bin].used).all(|(n, o)| n >= o);
+        let start = if grew { self.position[current] } else { 0 };
+        let kind = family[start..].iter().copied().find(|&k| self.holds(k, side))?;
+        Some((kind, self.problem.kinds[kind].cost))
+    }
+
+    /// Whether a new node of `kind` can hold a side.
+    fn holds(&self, kind: usize, side: &Side) -> bool {
+        let p = self.problem;
+        let allows = |c: usize| p.classes[c].kinds.binary_search(&kind).is_ok();
+        side.used.iter().zip(&p.kinds[kind].cap).all(|(u, c)| u <= c)
+            && side.classes.iter().all(|&(c, _)| allows(c))
+            && side.extra.is_none_or(allows)
     }
 
     /// Keep `m` when the global constraints allow it; true when kept.
     fn apply(&mut self, m: Move) -> bool {
+        let p = self.problem;
+        let mut new_a = removed(p, &self.bins[m.a], m.class);
+        let mut new_b = self.bins[m.b].clone();
+        if let Some(d) = m.other {
+            new_b = removed(p, &new_b, d);
+            new_a = added(p, &new_a, d);
+        }
+        new_b = added(p, &new_b, m.class);
+        new_a.kind = m.kind_a;
+        new_b.kind = m.kind_b;
         if let Some(ledger) = &mut self.ledger {
-            let p = self.problem;
             let old_a = p.contribution(self.bins[m.a].kind, &self.bins[m.a].counts);
             let old_b = p.contribution(self.bins[m.b].kind, &self.bins[m.b].counts);
-            let new_a = contribution_of(p, &m.new_a);
-            let new_b = contribution_of(p, &m.new_b);
+            let (contribution_a, contribution_b) = (contribution_of(p, &new_a), contribution_of(p, &new_b));
             let mut trial = ledger.clone();
             p.apply_swap(&mut trial, &old_a, &Contribution::default());
             p.apply_swap(&mut trial, &old_b, &Contribution::default());
-            if p.check_swap(&trial, &Contribution::default(), &new_a).is_err() {
-                return false;
+            for c in [&contribution_a, &contribution_b] {
+                if p.check_swap(&trial, &Contribution::default(), c).is_err() {
+                    return false;
+                }
+                p.apply_swap(&mut trial, &Contribution::default(), c);
             }
-            p.apply_swap(&mut trial, &Contribution::default(), &new_a);
-            if p.check_swap(&trial, &Contribution::default(), &new_b).is_err() {
-                return false;
-            }
-            p.apply_swap(&mut trial, &Contribution::default(), &new_b);
             *ledger = trial;
         }
         self.cost[m.a] = m.cost_a;
         self.cost[m.b] = m.cost_b;
-        self.bins[m.a] = m.new_a;
-        self.bins[m.b] = m.new_b;
+        self.bins[m.a] = new_a;
+        self.bins[m.b] = new_b;
         true
     }
 
@@ -313,22 +395,17 @@ fn contribution_of(problem: &Problem, bin: &Bin) -> Contribution {
 
 /// A bin's share of the search's potential: its squared waste (concentrated room can be given
 /// back by shrinking or emptying a node, room spread thinly cannot).
-fn potential(problem: &Problem, bin: &Bin, cost: f64) -> f64 {
-    let w = waste(problem, bin, cost);
+fn potential(problem: &Problem, used: &[i64], kind: usize, cost: f64) -> f64 {
+    let w = waste(problem, used, kind, cost);
     w * w
 }
 
-/// Cost of the room a bin leaves unused: its cost times the share of its fullest dimension
-/// that is free.
-fn waste(problem: &Problem, bin: &Bin, cost: f64) -> f64 {
-    if bin.counts.is_empty() {
-        return 0.0;
-    }
-    let cap = &problem.kinds[bin.kind].cap;
-    let fullest = bin
-        .used
+/// Cost of the room a node leaves unused: its cost times the share of its fullest dimension
+/// that is free (0 for an empty node, whose cost is 0).
+fn waste(problem: &Problem, used: &[i64], kind: usize, cost: f64) -> f64 {
+    let fullest = used
         .iter()
-        .zip(cap)
+        .zip(&problem.kinds[kind].cap)
         .filter(|(_, c)| **c > 0)
         .map(|(u, c)| *u as f64 / *c as f64)
         .fold(0.0, f64::max);
@@ -350,17 +427,14 @@ fn removed(problem: &Problem, bin: &Bin, class: usize) -> Bin {
     out
 }
 
-/// `bin` with one unit of `class` more, when the node rules allow it.
-fn added(problem: &Problem, bin: &Bin, class: usize) -> Option<Bin> {
-    if !problem.rules_allow(bin.kind, &bin.counts, class, 1) {
-        return None;
-    }
+/// `bin` with one unit of `class` more (the caller checked the node rules).
+fn added(problem: &Problem, bin: &Bin, class: usize) -> Bin {
     let mut out = bin.clone();
     add_count(&mut out.counts, class, 1);
     for (u, r) in out.used.iter_mut().zip(&problem.classes[class].req) {
         *u += r;
     }
-    Some(out)
+    out
 }
 
 /// Up to `TARGETS` partners other than `a`, drawn with a fixed-seed generator.

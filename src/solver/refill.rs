@@ -21,6 +21,9 @@ const RUIN_SIZES: [usize; 6] = [1, 2, 3, 4, 6, 8];
 
 /// Ruin and refill until no ruin size helps or `deadline` passes.
 pub fn improve(problem: &Problem, mut assignment: Assignment, deadline: Instant) -> Assignment {
+    if Instant::now() >= deadline {
+        return assignment;
+    }
     let values = super::bound::unit_values(problem, &assignment);
     let families = families(problem);
     let mut improved = true;
