@@ -56,7 +56,7 @@ pub fn run_with(args: BenchArgs, child_args: &[&str]) -> i32 {
             return 2;
         };
         let outcome = bench::run_case(&spec, &options, true);
-        println!("{}", bench::result_line(&outcome));
+        outln!("{}", bench::result_line(&outcome));
         return i32::from(outcome.is_err());
     }
     if let Some(zero) = args.pods.iter().find(|&&n| n == 0) {
@@ -78,10 +78,10 @@ pub fn run_with(args: BenchArgs, child_args: &[&str]) -> i32 {
     let outcomes = bench::run_all(&cases, &options, &runner);
     if args.json {
         for o in &outcomes {
-            println!("{}", serde_json::to_string(o).unwrap_or_default());
+            outln!("{}", serde_json::to_string(o).unwrap_or_default());
         }
     } else {
-        println!("{}", report::render(&outcomes, &report::Machine::current()));
+        outln!("{}", report::render(&outcomes, &report::Machine::current()));
     }
     let consolidation_failed = args.consolidation_nodes > 0 && !consolidation(args.consolidation_nodes, args.json);
     i32::from(outcomes.iter().any(|o| o.is_err()) || consolidation_failed)
@@ -108,10 +108,10 @@ fn consolidation(nodes: usize, json: bool) -> bool {
         .collect();
     if json {
         for r in &runs {
-            println!("{}", serde_json::to_string(r).unwrap_or_default());
+            outln!("{}", serde_json::to_string(r).unwrap_or_default());
         }
     } else {
-        println!("{}", bench::consolidation::table(&cluster, &runs));
+        outln!("{}", bench::consolidation::table(&cluster, &runs));
     }
     true
 }

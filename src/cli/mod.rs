@@ -1,10 +1,30 @@
-//! The command line: `purser plan` (and `purser bench`). Parses arguments, loads input at the
-//! edge, calls the engine, prints the result. Exit code 2 means the input was unusable.
+//! The command line: `purser plan`, `purser simulate` and `purser bench`. Parses arguments,
+//! loads input at the edge, calls the engine, prints the result. Exit code 2 means the input was
+//! unusable.
+
+/// Print to standard output; when the reader has gone (`purser plan | head`), stop quietly
+/// with exit code 0 instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `out!` with a newline.
+macro_rules! outln {
+    () => {
+        $crate::cli::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
 
 pub mod bench;
 pub mod plan;
 pub mod simulate;
 
+use std::io::Write;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -56,5 +76,17 @@ pub fn run(cli: Cli) -> i32 {
         Command::Plan(args) => plan::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Simulate(args) => simulate::run(args),
+    }
+}
+
+/// Write to standard output; exit quietly when the reader has gone.
+pub fn write_stdout(args: std::fmt::Arguments) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
     }
 }

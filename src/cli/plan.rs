@@ -138,13 +138,13 @@ pub fn run(args: PlanArgs) -> i32 {
     let plan = solver::plan(&loaded.snapshot, &catalog, &options);
     match args.output {
         Output::Json => match serde_json::to_string_pretty(&plan) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => outln!("{text}"),
             Err(e) => {
                 eprintln!("error: cannot print the plan: {e}");
                 return 1;
             }
         },
-        Output::Table => print!("{}", table(&plan)),
+        Output::Table => out!("{}", table(&plan)),
     }
     0
 }
@@ -171,13 +171,13 @@ fn disrupt(args: &PlanArgs, mut snapshot: Snapshot, catalog: &Catalog, plan: Pla
     let decision = disruption::decide(&snapshot, catalog, &options);
     match args.output {
         Output::Json => match serde_json::to_string_pretty(&decision) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => outln!("{text}"),
             Err(e) => {
                 eprintln!("error: cannot print the decision: {e}");
                 return 1;
             }
         },
-        Output::Table => print!("{}", disruption_table(&decision)),
+        Output::Table => out!("{}", disruption_table(&decision)),
     }
     0
 }

@@ -97,22 +97,23 @@ pub fn run(args: SimulateArgs) -> i32 {
     });
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
-    println!(
-        "scenario {} ({}), seed {}, {:.0} simulated hours, {:.1} s wall clock ({:.0} simulated hours per second per policy)\n",
+    outln!(
+        "scenario {} ({}), seed {}, {:.0} simulated hours, {:.1} s wall clock ({:.1} simulated hours per wall second over {} policies)\n",
         result.scenario,
         loaded.source,
         result.seed,
         result.simulated_hours,
         wall,
-        result.simulated_hours * result.policies.len() as f64 / wall.max(1e-9)
+        result.simulated_hours * result.policies.len() as f64 / wall.max(1e-9),
+        result.policies.len()
     );
-    print!("{}", report::kpi_table(&result));
+    out!("{}", report::kpi_table(&result));
     if let Some(dir) = &args.report {
         if let Err(e) = report::write_report(dir, &result) {
             eprintln!("error: cannot write the report into {}: {e}", dir.display());
             return 1;
         }
-        println!("\nreport written to {}", dir.display());
+        outln!("\nreport written to {}", dir.display());
     }
     0
 }
