@@ -641,3 +641,25 @@ fn errors_in_the_bundled_file_point_into_it() {
     assert_eq!(e.field, "nodePools[1].spec.template.spec.requirements[0].minValues");
     assert_eq!(e.line, Some(line_of(&text, "minValues: 9")));
 }
+
+#[test]
+fn gpu_busy_outside_zero_to_one() {
+    let text = edit(
+        "    checkpointMinutes: 30\n",
+        "    checkpointMinutes: 30\n    gpuBusy: 1.5\n",
+    );
+    let e = refuse(&text);
+    check(
+        &e,
+        &text,
+        "gpuBusy: 1.5",
+        "training[0].gpuBusy",
+        "a fraction from 0 to 1",
+    );
+}
+
+#[test]
+fn gpu_busy_defaults_to_the_philly_mean() {
+    let loaded = load_scenario_text(BASE, FILE, catalog()).expect("base loads");
+    assert_eq!(loaded.scenario.training[0].gpu_busy, 0.47);
+}

@@ -252,3 +252,44 @@ fn budget_gates_keep_a_covered_pod_off_room_no_plan_gave_it() {
         "ungated pods take any room"
     );
 }
+
+/// Quickstart with only its notebooks (GPUs held, never used) or only its training stream.
+fn only(keep_training: bool) -> (Scenario, Snapshot, Catalog) {
+    let c = Catalog::embedded();
+    let (mut scenario, base) = quickstart(&c);
+    scenario.batch.clear();
+    scenario.inference.clear();
+    if keep_training {
+        scenario.notebooks.clear();
+        for t in &mut scenario.training {
+            t.gpu_busy = 0.25;
+        }
+    } else {
+        scenario.training.clear();
+    }
+    (scenario, base, c)
+}
+
+#[test]
+fn idle_notebooks_are_allocated_but_not_utilised() {
+    let (scenario, base, c) = only(false);
+    let r = sim::simulate(
+        &scenario,
+        &base,
+        &c,
+        &options(4.0, vec![Policy::ClusterAutoscaler]),
+        &|_, _| {},
+    );
+    let k = &r.policies[0].kpis;
+    assert!(k.gpu_allocation > 0.0, "{k:?}");
+    assert_eq!(k.gpu_utilisation, 0.0, "{k:?}");
+}
+
+#[test]
+fn training_utilisation_is_its_busy_share_of_the_allocation() {
+    let (scenario, base, c) = only(true);
+    let r = sim::simulate(&scenario, &base, &c, &options(12.0, vec![Policy::Purser]), &|_, _| {});
+    let k = &r.policies[0].kpis;
+    assert!(k.gpu_allocation > 0.0, "{k:?}");
+    assert!((k.gpu_utilisation - 0.25 * k.gpu_allocation).abs() < 1e-9, "{k:?}");
+}

@@ -621,6 +621,7 @@ impl Checker<'_> {
             self.pod(&at.key("pod"), &t.pod)?;
             lognormal(&at.key("duration"), &t.duration)?;
             positive(&at.key("checkpointMinutes"), t.checkpoint_minutes, "minutes")?;
+            fraction(&at.key("gpuBusy"), t.gpu_busy, false)?;
         }
         for (i, inf) in s.inference.iter().enumerate() {
             let at = root("inference").index(i);

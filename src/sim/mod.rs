@@ -126,11 +126,17 @@ pub fn simulate_policy(
 /// Requests served, SLO minutes and the hour's worst latency ratio.
 fn account_inference(world: &mut World, workloads: &Workloads, load: &[(f64, f64)], hour: &mut Hour) {
     for (s, (svc, &(rps, p95))) in workloads.services.iter().zip(load).enumerate() {
-        let running = world
+        let replicas: Vec<usize> = world
             .live_pods()
             .filter(|(_, p)| p.work == Work::Inference { service: s } && p.info.node_name.is_some())
-            .count();
-        let capacity = running as f64 * svc.spec.replica_rps;
+            .map(|(i, _)| i)
+            .collect();
+        let capacity = replicas.len() as f64 * svc.spec.replica_rps;
+        // Each replica's accelerators are busy for the share of its capacity the load takes.
+        let busy = if capacity > 0.0 { (rps / capacity).min(1.0) } else { 0.0 };
+        for &i in &replicas {
+            world.pods[i].gpu_busy = busy;
+        }
         world.ledger.requests += rps.min(capacity) * STEP as f64;
         if p95 > svc.spec.slo_p95_ms {
             world.ledger.slo_minutes += STEP as f64 / 60.0;
@@ -176,6 +182,7 @@ fn kpis(world: &World) -> Kpis {
         spend_by_capacity_type: l.spend_by_type.clone(),
         spend_by_team: l.spend_by_team.clone(),
         gpu_allocation: ratio(l.gpu_used, l.gpu_paid),
+        gpu_utilisation: ratio(l.gpu_busy, l.gpu_paid),
         cpu_allocation: ratio(l.cpu_share, l.node_seconds),
         memory_allocation: ratio(l.mem_share, l.node_seconds),
         training_queue_p50_seconds: percentile(&l.queue_times, 0.5),

@@ -130,11 +130,12 @@ fn kpi_rows(result: &SimResult) -> Vec<Row> {
     fn capacity(k: &Kpis, key: &str) -> f64 {
         k.spend_by_capacity_type.get(key).copied().unwrap_or(0.0)
     }
-    let rows: [(&str, Cell); 20] = [
+    let rows: [(&str, Cell); 21] = [
         ("Total spend (USD)", |k| fixed(k.total_spend, 2)),
         ("Spend on-demand (USD)", |k| fixed(capacity(k, "on-demand"), 2)),
         ("Spend spot (USD)", |k| fixed(capacity(k, "spot"), 2)),
         ("GPU allocation", |k| percent(k.gpu_allocation)),
+        ("GPU utilisation", |k| percent(k.gpu_utilisation)),
         ("CPU allocation", |k| percent(k.cpu_allocation)),
         ("Memory allocation", |k| percent(k.memory_allocation)),
         ("Training queue p50", |k| format_duration(k.training_queue_p50_seconds)),

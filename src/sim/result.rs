@@ -17,6 +17,10 @@ pub struct Kpis {
     pub spend_by_team: BTreeMap<String, f64>,
     /// GPU-hours requested by running pods ÷ GPU-hours of nodes paid for (0–1).
     pub gpu_allocation: f64,
+    /// GPU-hours busy ÷ GPU-hours paid for (0–1): requested GPUs weighted by the share of time
+    /// their work keeps them busy (training: the scenario's `gpuBusy`; inference: the share of
+    /// replica capacity the load takes; notebooks: 0).
+    pub gpu_utilisation: f64,
     /// Mean share of node CPU requested by pods (0–1), weighted by node-hours.
     pub cpu_allocation: f64,
     /// Mean share of node memory requested by pods (0–1), weighted by node-hours.

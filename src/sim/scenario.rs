@@ -158,6 +158,10 @@ pub struct Training {
     pub duration: Lognormal,
     /// Minutes between checkpoints (work since the last one is lost on interruption).
     pub checkpoint_minutes: f64,
+    /// Share of the time the job's GPUs are busy while it runs (0–1); default 0.47, the mean
+    /// per-minute utilisation of the GPUs Philly jobs held (workload facts, [ACME-PKL]).
+    #[serde(default = "default_gpu_busy")]
+    pub gpu_busy: f64,
 }
 
 /// An inference service with an HPA-like replica controller.
@@ -251,6 +255,13 @@ pub struct Notebook {
 fn default_namespace() -> String {
     "default".into()
 }
+
+fn default_gpu_busy() -> f64 {
+    DEFAULT_TRAINING_GPU_BUSY
+}
+
+/// Mean per-minute utilisation of the GPUs a training job holds, from the Philly trace.
+pub const DEFAULT_TRAINING_GPU_BUSY: f64 = 0.47;
 
 fn one() -> f64 {
     1.0

@@ -159,7 +159,8 @@ impl Workloads {
         ((now - self.start) as f64 / 3600.0) % 24.0
     }
 
-    fn add(&mut self, world: &mut World, template: &PodInfo, work: Work, remaining: f64) {
+    /// Add a pod of `template` doing `work`; `gpu_busy` is the share of time its GPUs are busy.
+    fn add(&mut self, world: &mut World, template: &PodInfo, work: Work, remaining: f64, gpu_busy: f64) {
         self.counter += 1;
         let mut info = template.clone();
         let name = format!("{}-{}", info.key, self.counter);
@@ -176,6 +177,7 @@ impl Workloads {
             first_run: None,
             nominated: None,
             gpus,
+            gpu_busy,
             done: false,
         });
     }
@@ -187,13 +189,20 @@ impl Workloads {
         for i in 0..self.training.len() {
             let (template, per_day, ratio, checkpoint, _) = self.training[i].clone();
             let spec = &scenario.training[i].duration;
+            let busy = scenario.training[i].gpu_busy;
             let rng = &mut self.training[i].4;
             let n = rng.poisson(per_day * step_days * diurnal(hour, ratio));
             let durations: Vec<f64> = (0..n)
                 .map(|_| spec.median_minutes * 60.0 * rng.lognormal(spec.sigma))
                 .collect();
             for d in durations {
-                self.add(world, &template, Work::Training { stream: i, checkpoint }, d.max(60.0));
+                self.add(
+                    world,
+                    &template,
+                    Work::Training { stream: i, checkpoint },
+                    d.max(60.0),
+                    busy,
+                );
             }
         }
         for i in 0..self.batch.len() {
@@ -205,7 +214,7 @@ impl Workloads {
                 .map(|_| spec.median_minutes * 60.0 * rng.lognormal(spec.sigma))
                 .collect();
             for d in durations {
-                self.add(world, &template, Work::Batch, d.max(60.0));
+                self.add(world, &template, Work::Batch, d.max(60.0), 0.0);
             }
         }
         for i in 0..self.notebooks.len() {
@@ -214,7 +223,8 @@ impl Workloads {
                 self.notebooks[i].4 = true;
                 for _ in 0..count {
                     let life = until.map_or(f64::INFINITY, |u| (u - from) as f64);
-                    self.add(world, &template, Work::Notebook, life);
+                    // A forgotten notebook holds its GPU and does nothing with it.
+                    self.add(world, &template, Work::Notebook, life, 0.0);
                 }
             }
         }
@@ -249,7 +259,7 @@ impl Workloads {
             if (mine.len() as u32) < desired {
                 for _ in mine.len() as u32..desired {
                     self.services[s].created += 1;
-                    self.add(world, &template, Work::Inference { service: s }, f64::INFINITY);
+                    self.add(world, &template, Work::Inference { service: s }, f64::INFINITY, 0.0);
                 }
             } else {
                 let mut excess = mine.len() - desired as usize;

@@ -55,6 +55,8 @@ pub struct SimPod {
     pub nominated: Option<String>,
     /// Accelerators requested.
     pub gpus: f64,
+    /// Share of the time its accelerators are busy while it runs (0–1).
+    pub gpu_busy: f64,
     /// Set when the pod is to be removed (finished or scaled in).
     pub done: bool,
 }
@@ -107,6 +109,8 @@ pub struct Ledger {
     pub gpu_used: f64,
     /// GPU-seconds paid for.
     pub gpu_paid: f64,
+    /// GPU-seconds busy (requested GPUs × the share of time the work keeps them busy).
+    pub gpu_busy: f64,
     /// CPU share × node-seconds, and node-seconds.
     pub cpu_share: f64,
     /// Memory share × node-seconds.
@@ -518,6 +522,7 @@ impl<'a> World<'a> {
                     }
                 }
                 self.ledger.gpu_used += p.gpus * dt;
+                self.ledger.gpu_busy += p.gpus * p.gpu_busy * dt;
                 req.add(&p.info.requests);
             }
             *team_cost.entry("idle".into()).or_default() += (cost - allocated).max(0.0);
