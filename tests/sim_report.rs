@@ -33,6 +33,7 @@ fn kpis(i: usize) -> Kpis {
             ("idle".into(), 200.0 + 150.0 * f),
         ]),
         gpu_allocation: 0.9 - 0.2 * f,
+        gpu_utilisation: 0.4 - 0.1 * f,
         cpu_allocation: 0.7 - 0.1 * f,
         memory_allocation: 0.6 - 0.1 * f,
         training_queue_p50_seconds: 60.0 + 30.0 * f,
