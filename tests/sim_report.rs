@@ -153,6 +153,7 @@ fn kpis_json_has_the_documented_shape() {
             "spendByCapacityType",
             "spendByTeam",
             "gpuAllocation",
+            "gpuUtilisation",
             "cpuAllocation",
             "memoryAllocation",
             "trainingQueueP50Seconds",
