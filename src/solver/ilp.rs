@@ -627,7 +627,8 @@ fn warm_start(problem: &Problem, columns: &[Column], baseline: &Assignment) -> V
     values
 }
 
-fn placed_units(problem: &Problem, a: &Assignment) -> Vec<u32> {
+/// Units of each class `a` places.
+pub(super) fn placed_units(problem: &Problem, a: &Assignment) -> Vec<u32> {
     let mut placed = vec![0u32; problem.classes.len()];
     for b in &a.bins {
         for &(c, n) in &b.counts {

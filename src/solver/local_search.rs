@@ -326,11 +326,8 @@ impl<'a> Search<'a> {
 
     /// Whether a new node of `kind` can hold a side.
     fn holds(&self, kind: usize, side: &Side) -> bool {
-        let p = self.problem;
-        let allows = |c: usize| p.classes[c].kinds.binary_search(&kind).is_ok();
-        side.used.iter().zip(&p.kinds[kind].cap).all(|(u, c)| u <= c)
-            && side.classes.iter().all(|&(c, _)| allows(c))
-            && side.extra.is_none_or(allows)
+        let classes = side.classes.iter().map(|(c, _)| *c).chain(side.extra);
+        self.problem.holds(kind, &side.used, classes)
     }
 
     /// Keep `m` when the global constraints allow it; true when kept.
@@ -402,7 +399,7 @@ fn potential(problem: &Problem, used: &[i64], kind: usize, cost: f64) -> f64 {
 
 /// Cost of the room a node leaves unused: its cost times the share of its fullest dimension
 /// that is free (0 for an empty node, whose cost is 0).
-fn waste(problem: &Problem, used: &[i64], kind: usize, cost: f64) -> f64 {
+pub(super) fn waste(problem: &Problem, used: &[i64], kind: usize, cost: f64) -> f64 {
     let fullest = used
         .iter()
         .zip(&problem.kinds[kind].cap)

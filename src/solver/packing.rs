@@ -59,6 +59,13 @@ impl Problem {
         self.rules_allow(kind, counts, class, n)
     }
 
+    /// Whether a node of `kind` has room for `used` and every one of `classes` may use it
+    /// (node rules aside).
+    pub fn holds(&self, kind: usize, used: &[i64], mut classes: impl Iterator<Item = usize>) -> bool {
+        used.iter().zip(&self.kinds[kind].cap).all(|(u, c)| u <= c)
+            && classes.all(|c| self.classes[c].kinds.binary_search(&kind).is_ok())
+    }
+
     /// Conflicts and node rules only.
     pub fn rules_allow(&self, kind: usize, counts: &[(usize, u32)], class: usize, n: u32) -> bool {
         let c = &self.classes[class];
@@ -110,10 +117,7 @@ impl Problem {
         let used = self.usage(counts);
         candidates
             .filter(|&k| {
-                counts
-                    .iter()
-                    .all(|&(c, _)| self.classes[c].kinds.binary_search(&k).is_ok())
-                    && used.iter().zip(&self.kinds[k].cap).all(|(u, c)| u <= c)
+                self.holds(k, &used, counts.iter().map(|(c, _)| *c))
                     && counts
                         .iter()
                         .all(|&(c, _)| self.rules_allow(k, &remove(counts, c), c, count_of(counts, c)))

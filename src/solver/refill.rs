@@ -12,6 +12,8 @@ use std::time::Instant;
 use crate::catalog::CapacityType;
 
 use super::ffd;
+use super::ilp::placed_units;
+use super::local_search::waste;
 use super::packing::{Assignment, Bin, Contribution, Ledger, add_count};
 use super::plan::objective;
 use super::problem::Problem;
@@ -97,9 +99,8 @@ fn ruin_and_refill(
     }
     let mut by_room: Vec<usize> = (0..kept.len()).collect();
     by_room.sort_by(|&a, &b| {
-        room_value(problem, &kept[b])
-            .total_cmp(&room_value(problem, &kept[a]))
-            .then(a.cmp(&b))
+        let room = |bin: &Bin| waste(problem, &bin.used, bin.kind, problem.kinds[bin.kind].price);
+        room(&kept[b]).total_cmp(&room(&kept[a])).then(a.cmp(&b))
     });
     for i in by_room {
         if Instant::now() >= deadline {
@@ -110,19 +111,6 @@ fn ruin_and_refill(
     let mut next = ffd::complete(problem, kept, free);
     next.unplaced.extend(assignment.unplaced.iter().cloned());
     Some(next)
-}
-
-/// Cost share of a node's room: its cost times the free share of its fullest dimension.
-fn room_value(problem: &Problem, bin: &Bin) -> f64 {
-    let kind = &problem.kinds[bin.kind];
-    let fullest = bin
-        .used
-        .iter()
-        .zip(&kind.cap)
-        .filter(|(_, c)| **c > 0)
-        .map(|(u, c)| *u as f64 / *c as f64)
-        .fold(0.0, f64::max);
-    kind.price * (1.0 - fullest.min(1.0))
 }
 
 /// Offerings tried per node: the cheapest of its pool and capacity type that hold its pods.
@@ -138,7 +126,7 @@ fn refill_node(problem: &Problem, bin: &mut Bin, free: &mut [u32], values: &[f64
         candidates.extend(
             others
                 .copied()
-                .filter(|&k| k != bin.kind && holds(problem, k, bin))
+                .filter(|&k| k != bin.kind && problem.holds(k, &bin.used, bin.counts.iter().map(|(c, _)| *c)))
                 .take(KINDS_TRIED),
         );
     }
@@ -157,15 +145,6 @@ fn refill_node(problem: &Problem, bin: &mut Bin, free: &mut [u32], values: &[f64
         *bin = trial;
         free.copy_from_slice(&left);
     }
-}
-
-/// Whether a new node of `kind` can hold the pods of `bin`.
-fn holds(problem: &Problem, kind: usize, bin: &Bin) -> bool {
-    bin.used.iter().zip(&problem.kinds[kind].cap).all(|(u, c)| u <= c)
-        && bin
-            .counts
-            .iter()
-            .all(|&(c, _)| problem.classes[c].kinds.binary_search(&kind).is_ok())
 }
 
 /// Fill `bin`'s room from `free`: classes by value per share of the room they take, as many
@@ -211,16 +190,7 @@ fn fill(problem: &Problem, bin: &mut Bin, free: &mut [u32], values: &[f64]) -> f
 /// Keep `next` when it places every unit `current` places, costs less, and respects every
 /// global constraint no worse than `current` does.
 fn accepts(problem: &Problem, current: &Assignment, next: &Assignment) -> bool {
-    let placed = |a: &Assignment| {
-        let mut v = vec![0u32; problem.classes.len()];
-        for b in &a.bins {
-            for &(c, n) in &b.counts {
-                v[c] += n;
-            }
-        }
-        v
-    };
-    let (before, after) = (placed(current), placed(next));
+    let (before, after) = (placed_units(problem, current), placed_units(problem, next));
     if before.iter().zip(&after).any(|(b, a)| a < b) {
         return false;
     }
