@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::catalog::CapacityType;
 use crate::model::NodeInfo;
 use crate::model::disruption::{ConsolidationPolicy, Reason};
+use crate::solver::clock;
 
 use super::candidates::{
     has_accelerators, last_change, pdb_shortfall, pods_on, pool_of, price, protection, utilisation, wants_accelerators,
@@ -103,7 +104,7 @@ pub fn gpu_idle(state: &mut State) {
 /// Replace sets of underutilized nodes by cheaper capacity until no set saves enough, the
 /// budgets are used up or `deadline` passes.
 pub fn underutilized(state: &mut State, deadline: Instant) {
-    while Instant::now() < deadline {
+    while clock::now() < deadline {
         let candidates = consolidation_candidates(state);
         if candidates.is_empty() {
             return;
@@ -234,7 +235,7 @@ fn merely_moved(state: &State, candidates: &[NodeInfo], found: &Command, name: &
 fn refine(state: &State, candidates: &[NodeInfo], found: Command, deadline: Instant) -> Command {
     let mut options = state.plan.clone();
     options.time_limit *= 4;
-    if Instant::now() + options.time_limit > deadline + state.options.plan.time_limit {
+    if clock::now() + options.time_limit > deadline + state.options.plan.time_limit {
         return found;
     }
     let nodes: Vec<NodeInfo> = candidates
@@ -256,7 +257,7 @@ fn find(state: &State, candidates: &[NodeInfo], deadline: Instant) -> Option<Com
     }
     let (mut lo, mut hi) = (2, n.saturating_sub(1));
     let mut best = None;
-    while lo <= hi && Instant::now() < deadline {
+    while lo <= hi && clock::now() < deadline {
         let mid = (lo + hi) / 2;
         match evaluate(state, &candidates[..mid]) {
             Some(c) => {
@@ -271,7 +272,7 @@ fn find(state: &State, candidates: &[NodeInfo], deadline: Instant) -> Option<Com
     }
     candidates
         .iter()
-        .take_while(|_| Instant::now() < deadline)
+        .take_while(|_| clock::now() < deadline)
         .find_map(|c| evaluate(state, std::slice::from_ref(c)))
 }
 

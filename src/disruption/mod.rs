@@ -14,7 +14,7 @@ pub mod lifecycle;
 pub mod whatif;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -131,7 +131,7 @@ impl DisruptOptions {
 
 /// Decide what to disrupt in `snapshot` at `options.now`.
 pub fn decide(snapshot: &Snapshot, catalog: &Catalog, options: &DisruptOptions) -> Decision {
-    let started = Instant::now();
+    let started = crate::solver::clock::now();
     let mut state = State::new(snapshot, catalog, options);
     lifecycle::interruptions(&mut state);
     lifecycle::expired(&mut state);

@@ -77,8 +77,20 @@ struct Hour {
 }
 
 /// Simulate `scenario` under one policy on the calling thread; `progress` is called with the
-/// fraction done.
+/// fraction done. The planner's and the disruption engine's limits count work, not time
+/// (`solver::clock`), so the same scenario and seed give the same result on any machine.
 pub fn simulate_policy(
+    scenario: &Scenario,
+    base: &Snapshot,
+    catalog: &Catalog,
+    options: &SimOptions,
+    policy: Policy,
+    progress: &dyn Fn(f64),
+) -> PolicyResult {
+    crate::solver::clock::with_work_clock(|| run_policy(scenario, base, catalog, options, policy, progress))
+}
+
+fn run_policy(
     scenario: &Scenario,
     base: &Snapshot,
     catalog: &Catalog,

@@ -9,6 +9,8 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
+use super::clock;
+
 use good_lp::solvers::highs::{HighsProblem, highs};
 use good_lp::{
     Constraint, DualValues, Expression, ProblemVariables, Solution, SolutionWithDual, SolverModel, Variable,
@@ -31,6 +33,11 @@ struct Column {
 const MAX_ROUNDS: usize = 40;
 /// Most branch-and-bound nodes for the integer master (a deterministic limit).
 const MIP_NODES: i32 = 2000;
+/// Most simplex iterations per HiGHS call under the work clock (a deterministic limit).
+const WORK_SIMPLEX_ITERATIONS: i32 = 20_000;
+/// Wall-clock cap on one HiGHS call under the work clock (a safety valve, not a limit the
+/// search is meant to reach).
+const WORK_HIGHS_SECONDS: f64 = 5.0;
 
 /// Classes up to which column generation gets most of the time.
 const SMALL: usize = 200;
@@ -39,7 +46,7 @@ const LARGE: usize = 1000;
 
 /// The instant `share` of the way from now to `deadline`.
 fn share_of(deadline: Instant, share: f64) -> Instant {
-    let now = Instant::now();
+    let now = clock::now();
     now + deadline.saturating_duration_since(now).mul_f64(share)
 }
 
@@ -77,12 +84,12 @@ pub fn solve(problem: &Problem, baseline: &Assignment, deadline: Instant) -> (As
 /// Column generation, rounding and (when `mip`) the integer master, until `deadline`; returns
 /// the best assignment found, or `baseline` when nothing better was.
 pub fn optimise(problem: &Problem, baseline: &Assignment, deadline: Instant, mip: bool) -> Assignment {
-    if Instant::now() >= deadline {
+    if clock::now() >= deadline {
         return baseline.clone();
     }
     let mut columns = initial_columns(problem, baseline);
     let mut seen: HashSet<Column> = columns.iter().cloned().collect();
-    let lp_deadline = Instant::now() + (deadline.saturating_duration_since(Instant::now())) / 2;
+    let lp_deadline = clock::now() + (deadline.saturating_duration_since(clock::now())) / 2;
     let mut lp_x: Vec<f64> = vec![];
     // Columns the last LP solved over: `lp_x` holds their values, then the slacks.
     let mut lp_columns = 0;
@@ -98,12 +105,12 @@ pub fn optimise(problem: &Problem, baseline: &Assignment, deadline: Instant, mip
             break;
         }
         columns.extend(fresh);
-        if Instant::now() > lp_deadline {
+        if clock::now() > lp_deadline {
             break;
         }
     }
     let mut best = candidate_from_rounding(problem, &columns[..lp_columns], &lp_x);
-    if mip && Instant::now() < deadline {
+    if mip && clock::now() < deadline {
         let warm = warm_start(problem, &columns, baseline);
         if let Some(master) = solve_master(problem, &columns, true, Some(warm), deadline) {
             let from_mip = assignment_from_integer(problem, &columns, &master.values);
@@ -391,17 +398,23 @@ fn solve_master(
         obj.add_mul(*p, s);
     }
     let rows = build_rows(problem, columns, &x, &slack);
-    let seconds = deadline
-        .saturating_duration_since(Instant::now())
-        .as_secs_f64()
-        .max(0.05);
+    let seconds = deadline.saturating_duration_since(clock::now()).as_secs_f64().max(0.05);
     let mut model: HighsProblem = vars
         .minimise(obj)
         .using(highs)
         .set_threads(1)
-        .set_time_limit(seconds)
         .set_option("random_seed", 0)
         .set_option("mip_max_nodes", MIP_NODES);
+    // Under the work clock HiGHS stops on node and iteration limits, not on time, so that it
+    // decides the same way on any machine.
+    model = if clock::counts_work() {
+        // The wall-clock limit is only a safety valve here, far beyond what a decision needs.
+        model
+            .set_option("simplex_iteration_limit", WORK_SIMPLEX_ITERATIONS)
+            .set_time_limit(WORK_HIGHS_SECONDS)
+    } else {
+        model.set_time_limit(seconds)
+    };
     if let Some(w) = warm {
         // HiGHS (1.16) can lose the objective offset of columns its MIP presolve fixes when it
         // maps a start solution into the reduced space, and then stops at the start claiming
@@ -484,7 +497,7 @@ fn price(problem: &Problem, duals: &Duals, deadline: Instant) -> Vec<Column> {
         if by_kind[k].is_empty() {
             continue;
         }
-        if k % 64 == 0 && Instant::now() >= deadline {
+        if k % 64 == 0 && clock::now() >= deadline {
             break;
         }
         let mut fixed = kind.cost - duals.existing.get(k).copied().unwrap_or(0.0);

@@ -14,6 +14,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use super::clock;
+
 use crate::catalog::CapacityType;
 
 use super::packing::{Assignment, Bin, Contribution, Ledger, add_count, count_of};
@@ -29,12 +31,12 @@ type Family = Vec<usize>;
 
 /// Improve `assignment` by moves and swaps until no move helps or `deadline` passes.
 pub fn improve(problem: &Problem, assignment: Assignment, deadline: Instant) -> Assignment {
-    if Instant::now() >= deadline {
+    if clock::now() >= deadline {
         return assignment;
     }
     let mut search = Search::new(problem, assignment);
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-    while Instant::now() < deadline {
+    while clock::now() < deadline {
         if !search.sweep(&mut rng, deadline) {
             break;
         }
@@ -172,7 +174,7 @@ impl<'a> Search<'a> {
     fn sweep(&mut self, rng: &mut u64, deadline: Instant) -> bool {
         let mut moved = false;
         for a in 0..self.bins.len() {
-            if Instant::now() >= deadline {
+            if clock::now() >= deadline {
                 return moved;
             }
             if self.family_of[a].is_none() {

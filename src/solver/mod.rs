@@ -5,6 +5,7 @@
 //! and the simulator all call `plan`.
 
 pub mod bound;
+pub mod clock;
 pub mod ffd;
 pub mod ilp;
 pub mod local_search;
@@ -67,12 +68,13 @@ pub const SEARCH_SHARE: f64 = 0.9;
 /// Plan the pending pods of `snapshot`.
 pub fn plan(snapshot: &Snapshot, catalog: &Catalog, options: &PlanOptions) -> Plan {
     let start = Instant::now();
+    let begun = clock::now();
     let search = options.time_limit.mul_f64(SEARCH_SHARE);
     let Some(strict) = preferences::as_required(snapshot) else {
-        return plan_once(snapshot, catalog, options, start, start + search);
+        return plan_once(snapshot, catalog, options, start, begun + search);
     };
-    let base = plan_once(snapshot, catalog, options, start, start + search / 2);
-    let preferred = plan_once(&strict, catalog, options, start, start + search);
+    let base = plan_once(snapshot, catalog, options, start, begun + search / 2);
+    let preferred = plan_once(&strict, catalog, options, start, begun + search);
     let mut chosen = if preferences::costs_nothing(&base, &preferred) {
         preferred
     } else {
@@ -87,7 +89,8 @@ pub fn plan(snapshot: &Snapshot, catalog: &Catalog, options: &PlanOptions) -> Pl
     chosen
 }
 
-/// One planning pass over `snapshot`, with the ILP stopping at `deadline`.
+/// One planning pass over `snapshot`, with the ILP stopping at `deadline` (on `clock`'s time);
+/// `start` is the wall-clock start, for the reported seconds.
 fn plan_once(snapshot: &Snapshot, catalog: &Catalog, options: &PlanOptions, start: Instant, deadline: Instant) -> Plan {
     // Topology pins assume every pinned pod is placed in its domain. A pinned pod the greedy
     // plan cannot place is left out and the pins are chosen again without it, until every

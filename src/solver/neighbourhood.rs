@@ -10,6 +10,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::clock;
+
 use super::packing::{Assignment, Bin, Contribution, Ledger, add_count};
 use super::plan::objective;
 use super::problem::Problem;
@@ -27,7 +29,7 @@ pub fn improve(problem: &Problem, mut assignment: Assignment, deadline: Instant)
         }
         let mut improved = false;
         for group in groups {
-            if Instant::now() >= deadline {
+            if clock::now() >= deadline {
                 return assignment;
             }
             if let Some(next) = resolve(problem, &assignment, &group, deadline) {
@@ -79,9 +81,9 @@ fn resolve(problem: &Problem, assignment: &Assignment, group: &[usize], deadline
     let (sub, freed) = sub_problem(problem, assignment, group);
     let before = objective(&sub, &freed);
     let budget = deadline
-        .saturating_duration_since(Instant::now())
+        .saturating_duration_since(clock::now())
         .min(Duration::from_millis(250));
-    let better = super::ilp::optimise(&sub, &freed, Instant::now() + budget, false);
+    let better = super::ilp::optimise(&sub, &freed, clock::now() + budget, false);
     let placed = |a: &Assignment| {
         a.bins
             .iter()
@@ -173,7 +175,7 @@ pub fn fill_slack(problem: &Problem, mut assignment: Assignment, deadline: Insta
             .then(a.cmp(&b))
     });
     for s in sources {
-        if Instant::now() >= deadline {
+        if clock::now() >= deadline {
             break;
         }
         try_empty_into_slack(problem, &mut assignment, &mut ledger, s, deadline);
@@ -198,7 +200,7 @@ fn try_empty_into_slack(
     for &(c, n) in &source.counts {
         let mut left = n;
         for t in 0..assignment.bins.len() {
-            if left == 0 || Instant::now() >= deadline {
+            if left == 0 || clock::now() >= deadline {
                 break;
             }
             let target = &assignment.bins[t];

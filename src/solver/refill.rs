@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use super::clock;
+
 use crate::catalog::CapacityType;
 
 use super::ffd;
@@ -23,16 +25,16 @@ const RUIN_SIZES: [usize; 6] = [1, 2, 3, 4, 6, 8];
 
 /// Ruin and refill until no ruin size helps or `deadline` passes.
 pub fn improve(problem: &Problem, mut assignment: Assignment, deadline: Instant) -> Assignment {
-    if Instant::now() >= deadline {
+    if clock::now() >= deadline {
         return assignment;
     }
     let values = super::bound::unit_values(problem, &assignment);
     let families = families(problem);
     let mut improved = true;
-    while improved && Instant::now() < deadline {
+    while improved && clock::now() < deadline {
         improved = false;
         for size in RUIN_SIZES {
-            if Instant::now() >= deadline {
+            if clock::now() >= deadline {
                 break;
             }
             let Some(next) = ruin_and_refill(problem, &assignment, size, &values, &families, deadline) else {
@@ -103,7 +105,7 @@ fn ruin_and_refill(
         room(&kept[b]).total_cmp(&room(&kept[a])).then(a.cmp(&b))
     });
     for i in by_room {
-        if Instant::now() >= deadline {
+        if clock::now() >= deadline {
             return None;
         }
         refill_node(problem, &mut kept[i], &mut free, values, families);

@@ -1,0 +1,67 @@
+//! The clock the planner's and the disruption engine's limits read: the wall clock, or, inside
+//! `with_work_clock`, a work clock that advances one fixed step at every reading. Under the work
+//! clock a limit counts the checks the search makes instead of seconds, so the same input gives
+//! the same plan on any machine and under any load (the simulator runs under it). Each thread
+//! has its own clock.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+/// How far the work clock advances at each reading.
+pub const WORK_STEP: Duration = Duration::from_micros(20);
+
+thread_local! {
+    /// The work clock of this thread, when one is running: its origin and the readings so far.
+    static WORK: Cell<Option<(Instant, u32)>> = const { Cell::new(None) };
+}
+
+/// The current instant: the wall clock, or the work clock inside `with_work_clock`.
+pub fn now() -> Instant {
+    WORK.with(|work| match work.get() {
+        None => Instant::now(),
+        Some((origin, readings)) => {
+            work.set(Some((origin, readings.saturating_add(1))));
+            origin + WORK_STEP * readings
+        }
+    })
+}
+
+/// True inside `with_work_clock` on this thread.
+pub fn counts_work() -> bool {
+    WORK.with(|work| work.get().is_some())
+}
+
+/// Run `f` with this thread's limits counting work instead of time.
+pub fn with_work_clock<R>(f: impl FnOnce() -> R) -> R {
+    /// Puts back the clock that ran before, also when `f` panics.
+    struct Restore(Option<(Instant, u32)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            WORK.with(|work| work.set(self.0));
+        }
+    }
+    let _restore = Restore(WORK.with(|work| work.replace(Some((Instant::now(), 0)))));
+    f()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_work_clock_advances_one_step_per_reading() {
+        let (a, b, inside) = with_work_clock(|| (now(), now(), counts_work()));
+        assert_eq!(b - a, WORK_STEP);
+        assert!(inside);
+        assert!(!counts_work());
+    }
+
+    #[test]
+    fn a_nested_work_clock_restores_the_outer_one() {
+        with_work_clock(|| {
+            let before = now();
+            with_work_clock(now);
+            assert_eq!(now() - before, WORK_STEP);
+        });
+    }
+}
