@@ -110,17 +110,7 @@ fn an_interruption_loses_exactly_the_work_since_the_last_checkpoint() {
     let Work::Training { checkpoint, .. } = world.pods[i].work else {
         unreachable!()
     };
-    let node = sim::world::SimNode {
-        info: base_node(&world, &world.pods[i]),
-        ready_at: world.now,
-        terminate_at: None,
-        reclaimed: false,
-        group: None,
-        unneeded_since: None,
-        used: Default::default(),
-        interruption_rate: 0.0,
-        unit: Default::default(),
-    };
+    let node = sim_node(&world, i, "trainer", world.now);
     world.nodes.push(node);
     world.pods[i].remaining = checkpoint * 10.0;
     world.schedule();
@@ -194,9 +184,9 @@ fn world_with_a_pending_pod<'a>(c: &'a Catalog, scenario: &Scenario, base: &'a S
     world
 }
 
-/// A node named `name` that takes the world's pod, Ready at `ready_at`.
-fn sim_node(world: &World, name: &str, ready_at: i64) -> sim::world::SimNode {
-    let mut info = base_node(world, &world.pods[0]);
+/// A node named `name` that takes the world's pod number `pod`, Ready at `ready_at`.
+fn sim_node(world: &World, pod: usize, name: &str, ready_at: i64) -> sim::world::SimNode {
+    let mut info = base_node(world, &world.pods[pod]);
     info.name = name.into();
     sim::world::SimNode {
         info,
@@ -217,8 +207,8 @@ fn a_pod_nominated_to_a_launching_node_takes_a_free_ready_node() {
     let (scenario, base) = quickstart(&c);
     let mut world = world_with_a_pending_pod(&c, &scenario, &base);
     let i = 0;
-    let launching = sim_node(&world, "launching", world.now + 600);
-    let ready = sim_node(&world, "ready", world.now);
+    let launching = sim_node(&world, 0, "launching", world.now + 600);
+    let ready = sim_node(&world, 0, "ready", world.now);
     world.nodes.extend([launching, ready]);
     world.pods[i].nominated = Some("launching".into());
     world.schedule();
@@ -235,7 +225,7 @@ fn budget_gates_keep_a_covered_pod_off_room_no_plan_gave_it() {
         base.budgets.iter().any(|b| b.covers(&world.pods[i].info)),
         "quickstart's budget covers training"
     );
-    let ready = sim_node(&world, "ready", world.now);
+    let ready = sim_node(&world, 0, "ready", world.now);
     world.nodes.push(ready);
     world.budget_gates = true;
     world.schedule();
