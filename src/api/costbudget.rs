@@ -1,18 +1,45 @@
 //! `CostBudget`: a dollar cap on the hourly cost allocated to a set of pods.
+//!
+//! In: the user's spec. Out: the CostBudget controller's status: the covered pods' current
+//! run-rate and condition Exceeded.
 
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::condition::{Condition, conditions_schema, impl_has_conditions};
+
 /// Desired state of a CostBudget.
-#[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[kube(group = "purser.dev", version = "v1", kind = "CostBudget", shortname = "cb")]
+#[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "purser.dev",
+    version = "v1",
+    kind = "CostBudget",
+    doc = "A CostBudget: a dollar cap on the hourly cost allocated to a set of pods.",
+    shortname = "cb",
+    category = "purser",
+    status = "CostBudgetStatus",
+    printcolumn(name = "Max/h", type_ = "number", json_path = ".spec.maxHourlyCost"),
+    printcolumn(
+        name = "Run-rate/h",
+        type_ = "number",
+        json_path = ".status.runRate",
+        description = "USD per hour allocated to the covered pods now"
+    ),
+    printcolumn(
+        name = "Exceeded",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Exceeded\")].status"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
 #[serde(rename_all = "camelCase")]
 pub struct CostBudgetSpec {
     /// Which pods the budget covers.
     #[serde(default)]
     pub selector: BudgetSelector,
     /// USD per hour the selected pods' allocated cost may not exceed.
+    #[x_kube(validation = Rule::new("self >= 0.0").message("must not be negative (USD per hour)"))]
     pub max_hourly_cost: f64,
 }
 
@@ -27,3 +54,21 @@ pub struct BudgetSelector {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_selector: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
 }
+
+/// Observed state of a CostBudget.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CostBudgetStatus {
+    /// USD per hour allocated to the covered pods now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_rate: Option<f64>,
+    /// Number of pods the budget covers now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<i64>,
+    /// Exceeded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
+
+impl_has_conditions!(CostBudgetStatus);

@@ -1,4 +1,4 @@
-//! The command line: `purser plan`, `purser simulate` and `purser bench`. Parses arguments,
+//! The command line: `purser plan`, `purser simulate`, `purser bench` and `purser crds`. Parses arguments,
 //! loads input at the edge, calls the engine, prints the result. Exit code 2 means the input was
 //! unusable.
 
@@ -21,6 +21,7 @@ macro_rules! outln {
 }
 
 pub mod bench;
+pub mod crds;
 pub mod plan;
 pub mod simulate;
 
@@ -47,6 +48,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Simulate a cluster under several autoscaling policies and compare their KPIs.
     Simulate(simulate::SimulateArgs),
+    /// Print Purser's CustomResourceDefinitions as YAML (or write them with --out DIR).
+    Crds(crds::CrdsArgs),
 }
 
 /// Parse a duration such as `2s`, `500ms` or `1.5s`.
@@ -76,6 +79,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Plan(args) => plan::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Simulate(args) => simulate::run(args),
+        Command::Crds(args) => crds::run(args),
     }
 }
 

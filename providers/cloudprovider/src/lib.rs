@@ -89,6 +89,32 @@ pub struct LaunchRequest {
     pub zones: Vec<String>,
     /// Labels the node should carry.
     pub labels: BTreeMap<String, String>,
+    /// Taints the node carries for its whole life.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taints: Vec<Taint>,
+    /// Taints present only while the node starts; an agent on the node removes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub startup_taints: Vec<Taint>,
+    /// Tags for the instance (from the NodeClass), for clouds that tag resources.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// The allocatable the plan assumed (quantity strings), for providers that create the Node
+    /// object themselves (kwok); clouds whose kubelet reports allocatable ignore it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allocatable: BTreeMap<String, String>,
+}
+
+/// A node taint, as a launch request carries it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Taint {
+    /// Key.
+    pub key: String,
+    /// Value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
+    pub effect: String,
 }
 
 /// A running (or launching) instance as the cloud reports it.

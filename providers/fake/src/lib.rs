@@ -163,6 +163,22 @@ mod tests {
     }
 
     #[test]
+    fn launch_requests_keep_taints() {
+        let cloud = FakeCloud::new(catalog());
+        let taint = purser_cloudprovider::Taint {
+            key: "example.com/agent-not-ready".into(),
+            value: None,
+            effect: "NoExecute".into(),
+        };
+        let req = LaunchRequest {
+            startup_taints: vec![taint.clone()],
+            ..request()
+        };
+        futures::executor::block_on(cloud.create(req)).unwrap();
+        assert_eq!(cloud.launches()[0].startup_taints, [taint]);
+    }
+
+    #[test]
     fn exhausted_offering_fails_with_insufficient_capacity() {
         let cloud = FakeCloud::new(catalog());
         cloud.exhaust("m5.large", "z1", "spot");
