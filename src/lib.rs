@@ -7,6 +7,7 @@ pub mod api;
 pub mod bench;
 pub mod catalog;
 pub mod cli;
+pub mod controllers;
 pub mod cost;
 pub mod disruption;
 pub mod model;

@@ -9,7 +9,7 @@ use crate::disruption::{self, Decision, DisruptOptions, Replacement};
 use crate::model::Snapshot;
 use crate::model::disruption::InterruptionKind;
 use crate::model::load::load_files;
-use crate::solver::{self, Plan, PlanOptions, Strategy};
+use crate::solver::{self, Plan, PlanOptions};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -27,6 +27,15 @@ pub enum StrategyArg {
     Ilp,
     /// Karpenter's first-fit-decreasing baseline.
     Ffd,
+}
+
+impl From<StrategyArg> for crate::solver::Strategy {
+    fn from(arg: StrategyArg) -> Self {
+        match arg {
+            StrategyArg::Ilp => crate::solver::Strategy::Ilp,
+            StrategyArg::Ffd => crate::solver::Strategy::Ffd,
+        }
+    }
 }
 
 /// Arguments of `purser plan`.
@@ -124,10 +133,7 @@ pub fn run(args: PlanArgs) -> i32 {
         eprintln!("warning: {w}");
     }
     let options = PlanOptions {
-        strategy: match args.strategy {
-            StrategyArg::Ilp => Strategy::Ilp,
-            StrategyArg::Ffd => Strategy::Ffd,
-        },
+        strategy: args.strategy.into(),
         time_limit: args.time_limit,
         spot_rework_hours: args.spot_rework_hours,
         ..PlanOptions::default()
