@@ -93,7 +93,7 @@ fn dispatch(shared: &Shared, request: Request) -> Result<Response> {
             let list = discovery::resource_list(lock(shared)?.resources(), &group, &version)?;
             return Ok(json_response(StatusCode::OK, list));
         }
-        Route::Resource(target) => target,
+        Route::Resource(target) => *target,
     };
     let collection = target.name.is_none();
     match (request.method.clone(), collection) {

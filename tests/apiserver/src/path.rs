@@ -68,7 +68,7 @@ pub enum Route {
     /// `/version`.
     Version,
     /// A resource request.
-    Resource(Target),
+    Resource(Box<Target>),
 }
 
 /// Parse `path` against the resources `store` serves.
@@ -80,8 +80,10 @@ pub fn parse(path: &str, store: &Store) -> Result<Route> {
         ["apis"] => Ok(Route::Groups),
         ["api", version] => Ok(resource_list("", version)),
         ["apis", group, version] => Ok(resource_list(group, version)),
-        ["api", version, rest @ ..] => resource("", version, rest, store).map(Route::Resource),
-        ["apis", group, version, rest @ ..] => resource(group, version, rest, store).map(Route::Resource),
+        ["api", version, rest @ ..] => resource("", version, rest, store).map(|t| Route::Resource(Box::new(t))),
+        ["apis", group, version, rest @ ..] => {
+            resource(group, version, rest, store).map(|t| Route::Resource(Box::new(t)))
+        }
         _ => Err(not_found_path(path)),
     }
 }

@@ -60,6 +60,15 @@ pub struct Change {
     pub previous: Option<Value>,
 }
 
+/// What a watch from a resourceVersion starts with: retained changes, then live ones.
+#[derive(Debug)]
+pub struct Replay {
+    /// Changes after the requested resourceVersion, oldest first.
+    pub history: Vec<Arc<Change>>,
+    /// Changes committed after `history`.
+    pub receiver: broadcast::Receiver<Arc<Change>>,
+}
+
 /// All server state that writes must change atomically.
 #[derive(Debug)]
 pub struct Store {
@@ -195,12 +204,15 @@ impl Store {
 
     /// Retained changes after `rv` plus a receiver for later ones, or `None` if `rv` is
     /// older than the retained history.
-    pub fn changes_since(&self, rv: u64) -> Option<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>)> {
+    pub fn changes_since(&self, rv: u64) -> Option<Replay> {
         if rv < self.compacted {
             return None;
         }
         let start = self.history.partition_point(|c| c.rv <= rv);
-        Some((self.history[start..].to_vec(), self.changes.subscribe()))
+        Some(Replay {
+            history: self.history[start..].to_vec(),
+            receiver: self.changes.subscribe(),
+        })
     }
 
     /// A receiver of changes committed from now on.

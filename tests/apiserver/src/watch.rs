@@ -19,7 +19,7 @@ use tokio::time::{Instant, Interval};
 use crate::error::ApiError;
 use crate::path::Target;
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::{Change, ChangeType, Store};
+use crate::store::{Change, ChangeType, Replay, Store};
 
 /// What a `watch=true` request asked for.
 #[derive(Debug, Clone)]
@@ -60,18 +60,22 @@ pub fn start(
 ) -> impl Stream<Item = Result<Bytes, Infallible>> + Send + 'static {
     let mut pending = VecDeque::new();
     let replay = match request.resource_version {
-        Some(rv) if !request.send_initial_events => store.changes_since(rv).map(|(h, r)| (h, r, rv)),
+        Some(rv) if !request.send_initial_events => store.changes_since(rv).map(|r| (r, rv)),
         _ => {
             initial_events(store, &request, &mut pending);
-            Some((Vec::new(), store.subscribe(), store.current_rv()))
+            let replay = Replay {
+                history: Vec::new(),
+                receiver: store.subscribe(),
+            };
+            Some((replay, store.current_rv()))
         }
     };
     let (receiver, progress) = match replay {
-        Some((history, receiver, rv)) => {
-            for change in history {
+        Some((replay, rv)) => {
+            for change in replay.history {
                 pending.extend(event_for(&request, &change));
             }
-            (Some(receiver), rv)
+            (Some(replay.receiver), rv)
         }
         None => {
             let rv = request.resource_version.unwrap_or_default();
@@ -146,7 +150,7 @@ fn event_for(request: &WatchRequest, change: &Change) -> Option<Bytes> {
     }
     let selected = |o: &Value| request.labels.matches_object(o) && request.fields.matches(o);
     let now = selected(&change.object);
-    let before = change.previous.as_ref().is_some_and(|p| selected(p));
+    let before = change.previous.as_ref().is_some_and(&selected);
     let kind = match (change.kind, before, now) {
         (ChangeType::Added, _, true) => "ADDED",
         (ChangeType::Deleted, _, true) => "DELETED",

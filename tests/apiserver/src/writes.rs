@@ -253,13 +253,11 @@ fn remove_now(store: &mut Store, key: &ObjectKey) -> Result<Value> {
 /// Objects whose existence depends on the removed one: a CRD's custom objects, a namespace's
 /// contents.
 fn cascade(store: &mut Store, key: &ObjectKey, removed: &Value) {
-    if key.resource == "apiextensions.k8s.io/customresourcedefinitions" {
-        if let Ok(rt) = resources::from_crd(removed) {
-            for k in store.keys(&rt.key(), None) {
-                store.remove(&k);
-            }
-            store.unregister(&rt.group, &rt.plural);
-        }
+    if key.resource == "apiextensions.k8s.io/customresourcedefinitions"
+        && let Ok(rt) = resources::from_crd(removed)
+    {
+        remove_all(store, &rt.key(), None);
+        store.unregister(&rt.group, &rt.plural);
     }
     if key.resource == "/namespaces" {
         let namespaced: Vec<String> = store
@@ -269,10 +267,14 @@ fn cascade(store: &mut Store, key: &ObjectKey, removed: &Value) {
             .map(ResourceType::key)
             .collect();
         for resource in namespaced {
-            for k in store.keys(&resource, Some(&key.name)) {
-                store.remove(&k);
-            }
+            remove_all(store, &resource, Some(&key.name));
         }
+    }
+}
+
+fn remove_all(store: &mut Store, resource: &str, namespace: Option<&str>) {
+    for k in store.keys(resource, namespace) {
+        store.remove(&k);
     }
 }
 

@@ -266,17 +266,18 @@ async fn finalizers_delay_deletion() {
 
         let plain: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "g"}})).unwrap();
         let created = cms.create(&PostParams::default(), &plain).await.unwrap();
-        let mut dp = DeleteParams::default();
-        dp.preconditions = Some(kube::api::Preconditions {
-            uid: Some("other".into()),
-            resource_version: None,
-        });
-        assert_eq!(api_error(cms.delete("g", &dp).await).code, 409);
-        dp.preconditions = Some(kube::api::Preconditions {
-            uid: created.metadata.uid,
-            resource_version: None,
-        });
-        cms.delete("g", &dp).await.unwrap();
+        let with_uid = |uid: Option<String>| DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid,
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        assert_eq!(
+            api_error(cms.delete("g", &with_uid(Some("other".into()))).await).code,
+            409
+        );
+        cms.delete("g", &with_uid(created.metadata.uid)).await.unwrap();
         assert_eq!(api_error(cms.get("g").await).code, 404);
     })
     .await;
