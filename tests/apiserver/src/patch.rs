@@ -59,6 +59,7 @@ pub fn apply_patch(kind: PatchKind, current: &Value, body: &[u8]) -> Result<Valu
         PatchKind::Json => {
             let patch: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::BadRequest(format!("unable to decode JSON patch: {e}")))?;
+            let patch = missing_is_null(&patched, patch);
             json_patch::patch(&mut patched, &patch).map_err(|e| ApiError::Invalid {
                 message: format!("the server rejected our request due to an error in our request: {e}"),
                 subject: Default::default(),
@@ -79,6 +80,22 @@ pub fn apply_patch(kind: PatchKind, current: &Value, body: &[u8]) -> Result<Valu
         }
     }
     Ok(patched)
+}
+
+/// The API server's JSON patch library lets `test` with value null pass on a missing path
+/// (kube-runtime's finalizer helper relies on it); `json_patch` fails it, so drop such tests.
+fn missing_is_null(document: &Value, patch: json_patch::Patch) -> json_patch::Patch {
+    let ops = patch
+        .0
+        .into_iter()
+        .filter(|op| match op {
+            json_patch::PatchOperation::Test(test) => {
+                !(test.value.is_null() && document.pointer(test.path.as_str()).is_none())
+            }
+            _ => true,
+        })
+        .collect();
+    json_patch::Patch(ops)
 }
 
 fn object_patch(body: &[u8]) -> Result<Value> {
@@ -148,6 +165,14 @@ mod tests {
     #[test]
     fn apply_body_may_be_yaml() {
         assert_eq!(parse_apply(b"spec:\n  a: 1\n").unwrap(), json!({"spec": {"a": 1}}));
+    }
+
+    #[test]
+    fn test_null_passes_on_missing_path() {
+        let ops = br#"[{"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}]"#;
+        let out = apply_patch(PatchKind::Json, &json!({"metadata": {}}), ops).unwrap();
+        assert_eq!(out, json!({"metadata": {"finalizers": ["f"]}}));
     }
 
     #[test]

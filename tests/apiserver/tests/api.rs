@@ -523,3 +523,28 @@ async fn discovery_lists_builtin_and_custom_resources() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn delete_collection_and_namespace_cascade() {
+    bounded(async {
+        let server = TestApiServer::start().await;
+        let client = server.client();
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        let ns = serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap();
+        namespaces.create(&PostParams::default(), &ns).await.unwrap();
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "team");
+        for (name, app) in [("a", "x"), ("b", "x"), ("c", "y")] {
+            let cm = serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": app}}})).unwrap();
+            cms.create(&PostParams::default(), &cm).await.unwrap();
+        }
+        let deleted = cms
+            .delete_collection(&DeleteParams::default(), &ListParams::default().labels("app=x"))
+            .await
+            .unwrap();
+        assert_eq!(deleted.left().map(|l| l.items.len()), Some(2));
+        assert_eq!(cms.list(&ListParams::default()).await.unwrap().items.len(), 1);
+        namespaces.delete("team", &DeleteParams::default()).await.unwrap();
+        assert_eq!(api_error(cms.get("c").await).code, 404);
+    })
+    .await;
+}

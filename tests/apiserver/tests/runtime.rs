@@ -499,3 +499,129 @@ async fn lease_manager_elects_one_leader_and_fails_over() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn streaming_list_watcher_gets_initial_events_end() {
+    bounded(async {
+        let server = TestApiServer::start().await;
+        let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+        cms.create(&PostParams::default(), &config_map("one", json!({})))
+            .await
+            .unwrap();
+        let (reader, writer) = reflector::store();
+        let config = watcher::Config::default().streaming_lists();
+        let stream = reflector(writer, watcher(cms.clone(), config)).applied_objects();
+        let task = tokio::spawn(stream.for_each(|_| async {}));
+        reader.wait_until_ready().await.unwrap();
+        assert_eq!(reader.state().len(), 1);
+        cms.create(&PostParams::default(), &config_map("two", json!({})))
+            .await
+            .unwrap();
+        eventually("watched after the initial events", || reader.state().len() == 2).await;
+        assert!(
+            server
+                .request_log()
+                .iter()
+                .any(|r| r.query.contains("sendInitialEvents=true"))
+        );
+        assert_eq!(lists(&server), 0, "a streaming list never lists");
+        task.abort();
+    })
+    .await;
+}
+
+mod controller {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use kube::runtime::controller::{Action, Controller};
+    use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+
+    use super::*;
+
+    const FINALIZER: &str = "purser.dev/test-cleanup";
+
+    struct Context {
+        api: Api<ConfigMap>,
+        cleanups: AtomicUsize,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reconcile failed: {0}")]
+    struct Failed(String);
+
+    async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Context>) -> Result<Action, Failed> {
+        finalizer(&ctx.api, FINALIZER, cm, |event| async {
+            match event {
+                Finalizer::Apply(cm) => {
+                    let mark = json!({"metadata": {"annotations": {"reconciled": "true"}}});
+                    ctx.api
+                        .patch(&cm.name_any(), &PatchParams::default(), &Patch::Merge(&mark))
+                        .await
+                        .map_err(|e| Failed(e.to_string()))?;
+                    Ok(Action::await_change())
+                }
+                Finalizer::Cleanup(_) => {
+                    ctx.cleanups.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, Failed>(Action::await_change())
+                }
+            }
+        })
+        .await
+        .map_err(|e| Failed(e.to_string()))
+    }
+
+    fn error_policy(_: Arc<ConfigMap>, _: &Failed, _: Arc<Context>) -> Action {
+        Action::requeue(Duration::from_millis(50))
+    }
+
+    #[tokio::test]
+    async fn controller_with_finalizer_reconciles_and_cleans_up() {
+        bounded(async {
+            let server = TestApiServer::start().await;
+            let api: Api<ConfigMap> = Api::default_namespaced(server.client());
+            let ctx = Arc::new(Context {
+                api: api.clone(),
+                cleanups: AtomicUsize::new(0),
+            });
+            let controller = Controller::new(api.clone(), watcher::Config::default())
+                .run(reconcile, error_policy, ctx.clone())
+                .for_each(|_| async {});
+            let task = tokio::spawn(controller);
+
+            api.create(&PostParams::default(), &config_map("managed", json!({})))
+                .await
+                .unwrap();
+            for _ in 0..500 {
+                let cm = api.get("managed").await.unwrap();
+                if cm.annotations().contains_key("reconciled") {
+                    assert_eq!(cm.finalizers(), [FINALIZER]);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(
+                api.get("managed")
+                    .await
+                    .unwrap()
+                    .annotations()
+                    .contains_key("reconciled")
+            );
+
+            api.delete("managed", &DeleteParams::default()).await.unwrap();
+            for _ in 0..500 {
+                if api.get_opt("managed").await.unwrap().is_none() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(
+                api.get_opt("managed").await.unwrap().is_none(),
+                "finalizer removed, object gone"
+            );
+            assert_eq!(ctx.cleanups.load(Ordering::SeqCst), 1);
+            task.abort();
+        })
+        .await;
+    }
+}
