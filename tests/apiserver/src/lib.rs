@@ -28,6 +28,7 @@ mod schema;
 mod selectors;
 mod server;
 mod store;
+mod strategic;
 mod watch;
 mod writes;
 

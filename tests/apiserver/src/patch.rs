@@ -1,5 +1,5 @@
 //! Patch bodies: JSON patch (RFC 6902), JSON merge patch (RFC 7386), strategic merge patch
-//! (applied as a merge patch after dropping `$`-directives) and server-side apply configs.
+//! (see `strategic`) and server-side apply configurations.
 //!
 //! In: the content type and body of a PATCH request and the current object. Out: the
 //! patched object, which `writes` then stores like an update.
@@ -7,6 +7,7 @@
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, Result};
+use crate::strategic;
 
 /// The patch flavours kube's `Patch` enum sends, by content type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,9 +72,8 @@ pub fn apply_patch(kind: PatchKind, current: &Value, body: &[u8]) -> Result<Valu
             json_patch::merge(&mut patched, &patch);
         }
         PatchKind::Strategic => {
-            let mut patch = object_patch(body)?;
-            strip_directives(&mut patch);
-            json_patch::merge(&mut patched, &patch);
+            let patch = object_patch(body)?;
+            patched = strategic::merge(current, &patch);
         }
         PatchKind::Apply => {
             return Err(ApiError::Internal("apply is not a plain patch".to_owned()));
@@ -104,17 +104,6 @@ fn object_patch(body: &[u8]) -> Result<Value> {
         return Err(ApiError::BadRequest("a merge patch must be a JSON object".to_owned()));
     }
     Ok(patch)
-}
-
-fn strip_directives(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|k, _| !k.starts_with('$'));
-            map.values_mut().for_each(strip_directives);
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_directives),
-        _ => {}
-    }
 }
 
 /// Merge an apply configuration into `current`: maps merge key by key, lists and scalars are
@@ -151,7 +140,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn strategic_is_merge_without_directives() {
+    fn strategic_ignores_unknown_directives() {
         let current = json!({"spec": {"a": 1, "b": [1, 2]}});
         let out = apply_patch(
             PatchKind::Strategic,

@@ -121,6 +121,13 @@ pub fn patch(
     if kind == PatchKind::Apply {
         return apply(store, target, body, params);
     }
+    if kind == PatchKind::Strategic && target.resource.custom {
+        return Err(ApiError::UnsupportedMediaType(
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+                .to_owned(),
+        ));
+    }
     let key = target.key()?;
     let old = store.get(&key).cloned().ok_or_else(|| not_found(target, &key.name))?;
     let patched = patch::apply_patch(kind, &old.object, body).map_err(|e| name_invalid(e, target, &key.name))?;

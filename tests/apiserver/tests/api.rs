@@ -548,3 +548,48 @@ async fn delete_collection_and_namespace_cascade() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn strategic_merge_patch_merges_keyed_lists() {
+    bounded(async {
+        let server = TestApiServer::start().await;
+        let pods: Api<Pod> = Api::default_namespaced(server.client());
+        let mut p = pod("p", json!({}), Some("n1"), "Running");
+        p.metadata.finalizers = Some(vec!["a".into()]);
+        pods.create(&PostParams::default(), &p).await.unwrap();
+        let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        pods.patch_status("p", &PatchParams::default(), &Patch::Strategic(&ready))
+            .await
+            .unwrap();
+        let nominated = json!({"status": {"conditions": [{"type": "purser.dev/Nominated", "status": "True"}]}});
+        let after = pods
+            .patch_status("p", &PatchParams::default(), &Patch::Strategic(&nominated))
+            .await
+            .unwrap();
+        let types: Vec<String> = after
+            .status
+            .unwrap()
+            .conditions
+            .unwrap()
+            .into_iter()
+            .map(|c| c.type_)
+            .collect();
+        assert_eq!(types, ["Ready", "purser.dev/Nominated"]);
+        let more = json!({"metadata": {"finalizers": ["b"]}});
+        let after = pods
+            .patch("p", &PatchParams::default(), &Patch::Strategic(&more))
+            .await
+            .unwrap();
+        assert_eq!(after.metadata.finalizers.unwrap(), ["a", "b"]);
+        let merged = pods
+            .patch("p", &PatchParams::default(), &Patch::Merge(&more))
+            .await
+            .unwrap();
+        assert_eq!(
+            merged.metadata.finalizers.unwrap(),
+            ["b"],
+            "a merge patch replaces lists"
+        );
+    })
+    .await;
+}

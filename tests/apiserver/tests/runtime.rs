@@ -342,6 +342,18 @@ async fn crd_schema_validation_pruning_and_cel() {
             .await,
         );
         assert!(shrink.message.contains("size may not decrease"), "{}", shrink.message);
+        let strategic = api
+            .patch(
+                "ok",
+                &PatchParams::default(),
+                &Patch::Strategic(json!({"spec": {"size": 4}})),
+            )
+            .await;
+        assert_eq!(
+            api_error(strategic).code,
+            415,
+            "custom resources do not take strategic merge patches"
+        );
         let grown = api
             .patch(
                 "ok",
