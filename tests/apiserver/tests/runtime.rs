@@ -637,3 +637,31 @@ mod controller {
         .await;
     }
 }
+
+#[tokio::test]
+async fn lease_manager_takes_over_an_expired_lease_of_a_crashed_holder() {
+    bounded(async {
+        let server = TestApiServer::start().await;
+        let build = |identity: &str| {
+            LeaseManagerBuilder::new(server.client(), "purser-crash")
+                .with_namespace("kube-system")
+                .with_identity(identity)
+                .with_duration(2)
+                .with_grace(1)
+                .build()
+        };
+        let (mut first, first_task) = build("first").await.unwrap().watch().await;
+        first.wait_for(|held| *held).await.unwrap();
+        let (mut second, second_task) = build("second").await.unwrap().watch().await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!*second.borrow_and_update(), "the lease is held by the first manager");
+        first_task.abort();
+        second.wait_for(|held| *held).await.unwrap();
+        let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(server.client(), "kube-system");
+        let spec = leases.get("purser-crash").await.unwrap().spec.unwrap();
+        assert_eq!(spec.holder_identity.as_deref(), Some("second"));
+        drop(second);
+        second_task.await.unwrap().unwrap();
+    })
+    .await;
+}
