@@ -10,13 +10,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::discovery;
 use crate::error::{ApiError, Result};
 use crate::eviction;
 use crate::patch::{self, PatchKind};
 use crate::path::{self, Route, Target};
+use crate::render::Rendering;
 use crate::selectors::{FieldSelector, LabelSelector, field_supported};
 use crate::server::{RequestRecord, Shared};
 use crate::store::Store;
@@ -36,6 +37,12 @@ pub async fn handle(
     let query: Query = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
         .into_owned()
         .collect();
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let rendering = Rendering::from_accept(&accept);
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -46,6 +53,7 @@ pub async fn handle(
         path: uri.path().to_owned(),
         query: uri.query().unwrap_or_default().to_owned(),
         content_type: content_type.clone(),
+        accept,
     });
     if !shared.available.load(Ordering::SeqCst) {
         return ApiError::ServiceUnavailable("the test API server is set unavailable".to_owned()).into_response();
@@ -56,6 +64,7 @@ pub async fn handle(
         query,
         content_type,
         body,
+        rendering,
     };
     match dispatch(&shared, request) {
         Ok(response) => response,
@@ -69,6 +78,7 @@ struct Request {
     query: Query,
     content_type: String,
     body: Bytes,
+    rendering: Rendering,
 }
 
 fn lock(shared: &Shared) -> Result<MutexGuard<'_, Store>> {
@@ -97,9 +107,9 @@ fn dispatch(shared: &Shared, request: Request) -> Result<Response> {
     };
     let collection = target.name.is_none();
     match (request.method.clone(), collection) {
-        (Method::GET, true) if flag(&request.query, "watch") => watch(shared, &target, &request.query),
-        (Method::GET, true) => list(shared, &target, &request.query),
-        (Method::GET, false) => get(shared, &target),
+        (Method::GET, true) if flag(&request.query, "watch") => watch(shared, &target, &request),
+        (Method::GET, true) => list(shared, &target, &request),
+        (Method::GET, false) => get(shared, &target, &request),
         (Method::POST, true) => create(shared, &target, &request),
         (Method::POST, false) => post_subresource(shared, &target, &request),
         (Method::PUT, false) => update(shared, &target, &request),
@@ -121,8 +131,8 @@ fn json_response(code: StatusCode, body: Value) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
-fn object_response(code: StatusCode, object: &Value, target: &Target) -> Response {
-    json_response(code, watch::versioned(object, target))
+fn object_response(code: StatusCode, object: &Value, target: &Target, request: &Request) -> Response {
+    json_response(code, request.rendering.object(object, target))
 }
 
 fn params(query: &Query, default_manager: &str) -> WriteParams {
@@ -156,35 +166,31 @@ fn reject_subresource(target: &Target) -> Result<()> {
     }
 }
 
-fn get(shared: &Shared, target: &Target) -> Result<Response> {
+fn get(shared: &Shared, target: &Target, request: &Request) -> Result<Response> {
     reject_subresource(target)?;
     let key = target.key()?;
     let store = lock(shared)?;
     let entry = store
         .get(&key)
         .ok_or_else(|| ApiError::not_found(&target.resource.group, &target.resource.plural, &key.name))?;
-    Ok(object_response(StatusCode::OK, &entry.object, target))
+    Ok(object_response(StatusCode::OK, &entry.object, target, request))
 }
 
-fn list(shared: &Shared, target: &Target, query: &Query) -> Result<Response> {
-    let (labels, fields) = selectors(target, query)?;
+fn list(shared: &Shared, target: &Target, request: &Request) -> Result<Response> {
+    let (labels, fields) = selectors(target, &request.query)?;
     let store = lock(shared)?;
     let items: Vec<Value> = store
         .list(&target.resource.key(), target.namespace.as_deref())
         .into_iter()
         .filter(|o| labels.matches_object(o) && fields.matches(o))
-        .map(|o| watch::versioned(o, target))
+        .map(|o| request.rendering.object(o, target))
         .collect();
-    let body = json!({
-        "kind": format!("{}List", target.resource.kind),
-        "apiVersion": target.api_version(),
-        "metadata": {"resourceVersion": store.current_rv().to_string()},
-        "items": items,
-    });
+    let body = request.rendering.list(items, target, store.current_rv());
     Ok(json_response(StatusCode::OK, body))
 }
 
-fn watch(shared: &Shared, target: &Target, query: &Query) -> Result<Response> {
+fn watch(shared: &Shared, target: &Target, request: &Request) -> Result<Response> {
+    let query = &request.query;
     let (labels, fields) = selectors(target, query)?;
     let resource_version = match query.get("resourceVersion").map(String::as_str) {
         None | Some("" | "0") => None,
@@ -210,6 +216,7 @@ fn watch(shared: &Shared, target: &Target, query: &Query) -> Result<Response> {
         send_initial_events: flag(query, "sendInitialEvents"),
         timeout: Duration::from_secs(timeout),
         bookmark_interval: shared.options.bookmark_interval,
+        rendering: request.rendering,
     };
     let stream = {
         let store = lock(shared)?;
@@ -228,7 +235,7 @@ fn create(shared: &Shared, target: &Target, request: &Request) -> Result<Respons
     let body = patch::parse_json(&request.body)?;
     let params = params(&request.query, "create");
     let object = writes::create(&mut *lock(shared)?, target, body, &params)?;
-    Ok(object_response(StatusCode::CREATED, &object, target))
+    Ok(object_response(StatusCode::CREATED, &object, target, request))
 }
 
 fn post_subresource(shared: &Shared, target: &Target, request: &Request) -> Result<Response> {
@@ -253,7 +260,7 @@ fn update(shared: &Shared, target: &Target, request: &Request) -> Result<Respons
     let body = patch::parse_json(&request.body)?;
     let params = params(&request.query, "update");
     let object = writes::update(&mut *lock(shared)?, target, body, &params)?;
-    Ok(object_response(StatusCode::OK, &object, target))
+    Ok(object_response(StatusCode::OK, &object, target, request))
 }
 
 fn patch(shared: &Shared, target: &Target, request: &Request) -> Result<Response> {
@@ -271,7 +278,7 @@ fn patch(shared: &Shared, target: &Target, request: &Request) -> Result<Response
     } else {
         StatusCode::OK
     };
-    Ok(object_response(code, &written.object, target))
+    Ok(object_response(code, &written.object, target, request))
 }
 
 fn delete_options(body: &Bytes) -> Result<Value> {
@@ -294,7 +301,7 @@ fn delete(shared: &Shared, target: &Target, request: &Request) -> Result<Respons
         .and_then(Value::as_array)
         .is_some_and(|a| a.iter().any(|v| v == "All"));
     let object = writes::delete(&mut *lock(shared)?, target, &options, &params)?;
-    Ok(object_response(StatusCode::OK, &object, target))
+    Ok(object_response(StatusCode::OK, &object, target, request))
 }
 
 fn delete_collection(shared: &Shared, target: &Target, request: &Request) -> Result<Response> {
@@ -302,12 +309,7 @@ fn delete_collection(shared: &Shared, target: &Target, request: &Request) -> Res
     let params = params(&request.query, "delete");
     let mut store = lock(shared)?;
     let deleted = writes::delete_collection(&mut store, target, &labels, &fields, &params)?;
-    let items: Vec<Value> = deleted.iter().map(|o| watch::versioned(o, target)).collect();
-    let body = json!({
-        "kind": format!("{}List", target.resource.kind),
-        "apiVersion": target.api_version(),
-        "metadata": {"resourceVersion": store.current_rv().to_string()},
-        "items": items,
-    });
+    let items: Vec<Value> = deleted.iter().map(|o| request.rendering.object(o, target)).collect();
+    let body = request.rendering.list(items, target, store.current_rv());
     Ok(json_response(StatusCode::OK, body))
 }

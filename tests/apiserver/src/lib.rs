@@ -23,6 +23,7 @@ mod fields;
 mod handlers;
 mod patch;
 mod path;
+mod render;
 mod resources;
 mod schema;
 mod selectors;

@@ -42,6 +42,8 @@ pub struct RequestRecord {
     pub query: String,
     /// `Content-Type` header, empty if absent.
     pub content_type: String,
+    /// `Accept` header, empty if absent.
+    pub accept: String,
 }
 
 /// State shared by the handlers and the `TestApiServer` handle.

@@ -18,6 +18,7 @@ use tokio::time::{Instant, Interval};
 
 use crate::error::ApiError;
 use crate::path::Target;
+use crate::render::Rendering;
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::store::{Change, ChangeType, Replay, Store};
 
@@ -40,6 +41,8 @@ pub struct WatchRequest {
     pub timeout: Duration,
     /// Interval between BOOKMARK events.
     pub bookmark_interval: Duration,
+    /// Whole objects or `PartialObjectMetadata`.
+    pub rendering: Rendering,
 }
 
 struct WatchState {
@@ -100,7 +103,7 @@ fn initial_events(store: &Store, request: &WatchRequest, pending: &mut VecDeque<
     let target = &request.target;
     for object in store.list(&target.resource.key(), target.namespace.as_deref()) {
         if request.labels.matches_object(object) && request.fields.matches(object) {
-            pending.push_back(line("ADDED", versioned(object, target)));
+            pending.push_back(line("ADDED", request.rendering.object(object, target)));
         }
     }
     if request.send_initial_events {
@@ -159,14 +162,7 @@ fn event_for(request: &WatchRequest, change: &Change) -> Option<Bytes> {
         (ChangeType::Modified, true, false) => "DELETED",
         _ => return None,
     };
-    Some(line(kind, versioned(&change.object, target)))
-}
-
-/// `object` shown in the API version of `target`.
-pub fn versioned(object: &Value, target: &Target) -> Value {
-    let mut object = object.clone();
-    object["apiVersion"] = json!(target.api_version());
-    object
+    Some(line(kind, request.rendering.object(&change.object, target)))
 }
 
 fn bookmark(target: &Target, rv: u64) -> Value {

@@ -13,7 +13,7 @@ use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
     WatchEvent, WatchParams,
 };
-use kube::core::Status;
+use kube::core::{PartialObjectMeta, Status};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Resource, ResourceExt};
@@ -662,6 +662,40 @@ async fn lease_manager_takes_over_an_expired_lease_of_a_crashed_holder() {
         assert_eq!(spec.holder_identity.as_deref(), Some("second"));
         drop(second);
         second_task.await.unwrap().unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn metadata_watcher_and_metadata_requests_get_partial_objects() {
+    bounded(async {
+        let server = TestApiServer::start().await;
+        let cms: Api<ConfigMap> = Api::default_namespaced(server.client());
+        let mut cm = config_map("m", json!({"app": "web"}));
+        cm.data = Some([("big".to_owned(), "x".repeat(64))].into());
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+        let meta = cms.get_metadata("m").await.unwrap();
+        assert_eq!(meta.metadata.labels.unwrap()["app"], "web");
+        assert_eq!(meta.types.unwrap().kind, "PartialObjectMetadata");
+        let listed = cms.list_metadata(&ListParams::default()).await.unwrap();
+        assert_eq!(listed.items.len(), 1);
+
+        let partial: Api<PartialObjectMeta<ConfigMap>> = Api::default_namespaced(server.client());
+        let (reader, writer) = reflector::store();
+        let stream = reflector(writer, watcher(partial, watcher::Config::default()));
+        let task = tokio::spawn(stream.applied_objects().for_each(|_| async {}));
+        reader.wait_until_ready().await.unwrap();
+        cms.create(&PostParams::default(), &config_map("n", json!({})))
+            .await
+            .unwrap();
+        eventually("metadata watch event", || reader.state().len() == 2).await;
+        let metadata_watches = server
+            .request_log()
+            .into_iter()
+            .filter(|r| r.query.contains("watch=true") && r.accept.contains("as=PartialObjectMetadata"))
+            .count();
+        assert!(metadata_watches >= 1);
+        task.abort();
     })
     .await;
 }
