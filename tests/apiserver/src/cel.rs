@@ -25,7 +25,7 @@ impl Rules {
     pub fn evaluate(&self, object: &Value, old: Option<&Value>) -> Vec<Cause> {
         match kube_cel::Validator::new().validate_compiled(&self.0, object, old) {
             Ok(()) => Vec::new(),
-            Err(errors) => errors.iter().map(to_cause).collect(),
+            Err(errors) => errors.iter().map(|e| to_cause(e, object)).collect(),
         }
     }
 }
@@ -50,7 +50,33 @@ fn first_error(node: &kube_cel::CompiledSchema) -> Option<String> {
     children.into_iter().find_map(first_error)
 }
 
-fn to_cause(error: &kube_cel::ValidationError) -> Cause {
+/// The JSON type of the value at a dotted `path` such as `spec.items[0].size`, as the API
+/// server names it in `Invalid value: "<type>"`.
+fn type_at(object: &Value, path: &str) -> &'static str {
+    let mut current = Some(object);
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (name, indices) = part.split_once('[').map_or((part, ""), |(n, rest)| (n, rest));
+        current = current.and_then(|v| v.get(name));
+        for index in indices.split('[').filter(|i| !i.is_empty()) {
+            let index = index.trim_end_matches(']');
+            current = current.and_then(|v| match index.parse::<usize>() {
+                Ok(i) => v.get(i),
+                Err(_) => v.get(index),
+            });
+        }
+    }
+    match current {
+        Some(Value::Array(_)) => "array",
+        Some(Value::String(_)) => "string",
+        Some(Value::Number(n)) if n.is_f64() => "number",
+        Some(Value::Number(_)) => "integer",
+        Some(Value::Bool(_)) => "boolean",
+        Some(Value::Null) => "null",
+        _ => "object",
+    }
+}
+
+fn to_cause(error: &kube_cel::ValidationError, object: &Value) -> Cause {
     let reason = error.reason.clone().unwrap_or_else(|| "FieldValueInvalid".to_owned());
     let message = if error.message.is_empty() {
         format!("failed rule: {}", error.rule)
@@ -60,7 +86,7 @@ fn to_cause(error: &kube_cel::ValidationError) -> Cause {
     Cause::new(
         &reason,
         &error.field_path,
-        format!("Invalid value: \"object\": {message}"),
+        format!("Invalid value: \"{}\": {message}", type_at(object, &error.field_path)),
     )
 }
 
@@ -90,6 +116,9 @@ mod tests {
         let old = json!({"spec": {"min": 1, "max": 5}});
         let shrunk = rules.evaluate(&json!({"spec": {"min": 1, "max": 4}}), Some(&old));
         assert!(shrunk[0].message.contains("max may not shrink"));
+        assert!(bad[0].message.starts_with("Invalid value: \"object\""));
+        assert_eq!(type_at(&json!({"a": {"b": [1, {"c": "x"}]}}), "a.b[1].c"), "string");
+        assert_eq!(type_at(&json!({"a": {"b": [1]}}), "a.b[0]"), "integer");
     }
 
     #[test]

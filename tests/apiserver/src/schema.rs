@@ -152,6 +152,7 @@ fn validate(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) 
         return;
     }
     check_enum(schema, value, path, causes);
+    check_combinators(schema, value, path, causes);
     match value {
         Value::Object(map) => validate_object(schema, map, path, causes),
         Value::Array(items) => validate_array(schema, items, path, causes),
@@ -201,6 +202,54 @@ fn check_enum(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>
         path,
         format!("Unsupported value: {value}: supported values: {list}"),
     ));
+}
+
+fn passes(schema: &Value, value: &Value, path: &str) -> bool {
+    let mut causes = Vec::new();
+    validate(schema, value, path, &mut causes);
+    causes.is_empty()
+}
+
+/// `allOf`, `anyOf`, `oneOf` and `not`, which structural schemas allow as value validations.
+fn check_combinators(schema: &Value, value: &Value, path: &str, causes: &mut Vec<Cause>) {
+    let branches = |key: &str| schema.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+    for sub in branches("allOf") {
+        validate(&sub, value, path, causes);
+    }
+    let shown = value_text(value);
+    let any = branches("anyOf");
+    if !any.is_empty() && !any.iter().any(|s| passes(s, value, path)) {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            format!("Invalid value: {shown}: must validate at least one schema (anyOf)"),
+        ));
+    }
+    let one = branches("oneOf");
+    let valid = one.iter().filter(|s| passes(s, value, path)).count();
+    if !one.is_empty() && valid != 1 {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            format!("Invalid value: {shown}: must validate one and only one schema (oneOf), {valid} valid"),
+        ));
+    }
+    if let Some(not) = schema.get("not")
+        && passes(not, value, path)
+    {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            path,
+            format!("Invalid value: {shown}: must not validate the schema (not)"),
+        ));
+    }
+}
+
+fn value_text(value: &Value) -> String {
+    match value {
+        Value::Object(_) | Value::Array(_) => format!("\"{}\"", json_type(value)),
+        other => other.to_string(),
+    }
 }
 
 fn check_required(schema: &Value, map: &Map<String, Value>, path: &str, causes: &mut Vec<Cause>) {
@@ -274,9 +323,47 @@ fn validate_array(schema: &Value, items: &[Value], path: &str, causes: &mut Vec<
             format!("Too many: {count}: must have at most {max} items"),
         ));
     }
+    check_list_type(schema, items, path, causes);
     if let Some(item_schema) = schema.get("items") {
         for (i, item) in items.iter().enumerate() {
             validate(item_schema, item, &format!("{path}[{i}]"), causes);
+        }
+    }
+}
+
+/// Uniqueness of `x-kubernetes-list-type: set` items and `map` keys.
+fn check_list_type(schema: &Value, items: &[Value], path: &str, causes: &mut Vec<Cause>) {
+    let identity = |item: &Value| -> Value {
+        match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+            Some("map") => {
+                let keys = schema.get("x-kubernetes-list-map-keys").and_then(Value::as_array);
+                let pairs = keys
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(|k| (k.to_owned(), item.get(k).cloned().unwrap_or(Value::Null)));
+                Value::Object(pairs.collect())
+            }
+            _ => item.clone(),
+        }
+    };
+    if !matches!(
+        schema.get("x-kubernetes-list-type").and_then(Value::as_str),
+        Some("set" | "map")
+    ) {
+        return;
+    }
+    let mut seen: Vec<Value> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let id = identity(item);
+        if seen.contains(&id) {
+            causes.push(Cause::new(
+                "FieldValueDuplicate",
+                &format!("{path}[{i}]"),
+                format!("Duplicate value: {id}"),
+            ));
+        } else {
+            seen.push(id);
         }
     }
 }
@@ -412,6 +499,29 @@ mod tests {
         let missing = s.validate(&json!({"spec": {}}), None);
         assert_eq!(missing[0].reason, "FieldValueRequired");
         assert_eq!(missing[0].field, "spec.size");
+    }
+
+    #[test]
+    fn combinators_and_list_types() {
+        let s = CompiledSchema::new(&json!({
+            "type": "object",
+            "properties": {"spec": {"type": "object", "properties": {
+                "either": {"oneOf": [{"type": "string"}, {"type": "integer"}], "x-kubernetes-int-or-string": true},
+                "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+                "conds": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+                    "items": {"type": "object", "properties": {"type": {"type": "string"}}}},
+                "small": {"type": "integer", "not": {"minimum": 5}, "anyOf": [{"maximum": 1}, {"minimum": 3}]}
+            }}}
+        }))
+        .unwrap();
+        let good =
+            json!({"spec": {"either": 1, "tags": ["a", "b"], "conds": [{"type": "A"}, {"type": "B"}], "small": 3}});
+        assert!(s.validate(&good, None).is_empty());
+        let bad = json!({"spec": {"tags": ["a", "a"], "conds": [{"type": "A"}, {"type": "A"}], "small": 2}});
+        let f: Vec<String> = s.validate(&bad, None).into_iter().map(|c| c.field).collect();
+        assert_eq!(f, ["spec.conds[1]", "spec.small", "spec.tags[1]"]);
+        let high = json!({"spec": {"small": 7}});
+        assert_eq!(s.validate(&high, None)[0].field, "spec.small");
     }
 
     #[test]

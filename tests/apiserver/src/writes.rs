@@ -14,7 +14,7 @@ use crate::patch::{self, PatchKind};
 use crate::path::Target;
 use crate::resources::{self, ResourceType};
 use crate::selectors::{FieldSelector, LabelSelector};
-use crate::store::{ObjectKey, Store};
+use crate::store::{Entry, ObjectKey, Store};
 
 /// Query parameters shared by writes.
 #[derive(Debug, Clone, Default)]
@@ -107,7 +107,7 @@ pub fn update(store: &mut Store, target: &Target, body: Value, params: &WritePar
     let old = store.get(&key).cloned().ok_or_else(|| not_found(target, &key.name))?;
     check_rv(&body, &old.object, target, &key.name)?;
     let new = merge_into_old(target, &old.object, body);
-    finish_update(store, target, &key, &old.object, new, old.managed, params, false)
+    finish_update(store, target, &key, &old, new, Ownership::Update, params)
 }
 
 /// Apply a patch (any kind) to the named object.
@@ -138,7 +138,7 @@ pub fn patch(
     }
     check_rv(&patched, &old.object, target, &key.name)?;
     let new = merge_into_old(target, &old.object, patched);
-    let object = finish_update(store, target, &key, &old.object, new, old.managed, params, false)?;
+    let object = finish_update(store, target, &key, &old, new, Ownership::Update, params)?;
     Ok(Written { object, created: false })
 }
 
@@ -177,7 +177,7 @@ fn apply(store: &mut Store, target: &Target, body: &[u8], params: &WriteParams) 
         fields::remove_path(&mut merged, &dropped);
     }
     let new = merge_into_old(target, &old.object, merged);
-    let object = finish_update(store, target, &key, &old.object, new, managed, params, true)?;
+    let object = finish_update(store, target, &key, &old, new, Ownership::Applied(managed), params)?;
     Ok(Written { object, created: false })
 }
 
@@ -307,18 +307,25 @@ pub fn delete_collection(
         .collect()
 }
 
+/// Who owns the fields after an update.
+enum Ownership {
+    /// A plain write: the changed fields go to the request's field manager.
+    Update,
+    /// An apply that already recorded its ownership.
+    Applied(ManagedFields),
+}
+
 /// Store `new` as the next state of the object at `key`, enforcing update rules.
-#[allow(clippy::too_many_arguments)]
-pub fn finish_update(
+fn finish_update(
     store: &mut Store,
     target: &Target,
     key: &ObjectKey,
-    old: &Value,
+    old_entry: &Entry,
     mut new: Value,
-    mut managed: ManagedFields,
+    ownership: Ownership,
     params: &WriteParams,
-    owned_by_apply: bool,
 ) -> Result<Value> {
+    let old = &old_entry.object;
     let rt = &target.resource;
     if let Some(schema) = rt.schema(&target.version) {
         schema.prune_and_default(&mut new);
@@ -341,9 +348,14 @@ pub fn finish_update(
     if is_crd(rt) {
         install_crd(store, &mut new, params.dry_run)?;
     }
-    if !owned_by_apply {
-        managed.record_update(&params.manager, old, &new);
-    }
+    let managed = match ownership {
+        Ownership::Applied(managed) => managed,
+        Ownership::Update => {
+            let mut managed = old_entry.managed.clone();
+            managed.record_update(&params.manager, old, &new);
+            managed
+        }
+    };
     if params.dry_run {
         return Ok(new);
     }
