@@ -138,6 +138,9 @@ fn check_object(s: &Value, map: &serde_json::Map<String, Value>, at: &str, error
     }
     let props = s.get("properties").and_then(Value::as_object);
     for (k, child) in map {
+        if at.is_empty() && ["apiVersion", "kind", "metadata"].contains(&k.as_str()) {
+            continue;
+        }
         let sub = props.and_then(|p| p.get(k)).or_else(|| s.get("additionalProperties"));
         match sub {
             Some(sub) => walk(sub, child, &format!("{at}.{k}"), errors),
