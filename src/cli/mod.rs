@@ -21,6 +21,7 @@ macro_rules! outln {
 }
 
 pub mod bench;
+pub mod controller;
 pub mod crds;
 pub mod plan;
 pub mod simulate;
@@ -50,6 +51,8 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Print Purser's CustomResourceDefinitions as YAML (or write them with --out DIR).
     Crds(crds::CrdsArgs),
+    /// Run Purser as the cluster's autoscaler (the controller).
+    Controller(controller::ControllerArgs),
 }
 
 /// Parse a duration such as `2s`, `500ms` or `1.5s`.
@@ -80,6 +83,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Bench(args) => bench::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Crds(args) => crds::run(args),
+        Command::Controller(args) => controller::run(args),
     }
 }
 

@@ -111,7 +111,6 @@ pub async fn provision_once(ctx: &Context) -> Result<Option<Outcome>, Error> {
         time_limit: ctx.settings.plan_time_limit,
         spot_rework_hours: ctx.settings.spot_rework_hours,
         unavailable: ctx.unavailable.current(),
-        ..PlanOptions::default()
     };
     let catalog = ctx.catalog.clone();
     let (plan, snapshot) = tokio::task::spawn_blocking(move || (solver::plan(&snapshot, &catalog, &options), snapshot))
