@@ -11,14 +11,24 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::CustomResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use purser::api::{CostBudget, NodeClaim, NodeClass, NodePool};
 use purser_test_apiserver::TestApiServer;
 use serde_json::{Value, json};
 
-const SHAPES: [(&str, &str); 5] = [("250m", "512Mi"), ("500m", "1Gi"), ("1", "2Gi"), ("2", "4Gi"), ("1500m", "6Gi")];
-const NODE_TYPES: [(&str, &str, &str); 3] = [("m5.xlarge", "4", "16Gi"), ("c5.2xlarge", "8", "16Gi"), ("r5.large", "2", "16Gi")];
+const SHAPES: [(&str, &str); 5] = [
+    ("250m", "512Mi"),
+    ("500m", "1Gi"),
+    ("1", "2Gi"),
+    ("2", "4Gi"),
+    ("1500m", "6Gi"),
+];
+const NODE_TYPES: [(&str, &str, &str); 3] = [
+    ("m5.xlarge", "4", "16Gi"),
+    ("c5.2xlarge", "8", "16Gi"),
+    ("r5.large", "2", "16Gi"),
+];
 
 struct Size {
     pods: usize,
@@ -82,7 +92,8 @@ async fn populate(client: &kube::Client, size: &Size) {
         nodes.create(&PostParams::default(), &n).await.expect("node created");
         // Two bound pods per node keep every node partly used.
         for j in 0..2 {
-            let p: Pod = serde_json::from_value(pod(&format!("bound-{i}-{j}"), i + j, Some(format!("node-{i}")))).expect("pod");
+            let p: Pod =
+                serde_json::from_value(pod(&format!("bound-{i}-{j}"), i + j, Some(format!("node-{i}")))).expect("pod");
             pods.create(&PostParams::default(), &p).await.expect("bound pod");
         }
     }
@@ -92,7 +103,9 @@ async fn populate(client: &kube::Client, size: &Size) {
         let name = format!("pending-{i}");
         let p: Pod = serde_json::from_value(pod(&name, i, None)).expect("pod");
         pods.create(&PostParams::default(), &p).await.expect("pending pod");
-        pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&unschedulable)).await.expect("marked");
+        pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&unschedulable))
+            .await
+            .expect("marked");
     }
 }
 
@@ -121,8 +134,21 @@ mod tempfile_path {
 
 fn spawn_controller(kubeconfig: &std::path::Path, metrics: &str, strategy: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_purser"))
-        .args(["controller", "--provider", "kwok", "--no-leader-election", "--no-disruption"])
-        .args(["--metrics-addr", metrics, "--strategy", strategy, "--kwok-registration-delay", "1s"])
+        .args([
+            "controller",
+            "--provider",
+            "kwok",
+            "--no-leader-election",
+            "--no-disruption",
+        ])
+        .args([
+            "--metrics-addr",
+            metrics,
+            "--strategy",
+            strategy,
+            "--kwok-registration-delay",
+            "1s",
+        ])
         .env("KUBECONFIG", kubeconfig)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -182,7 +208,11 @@ async fn measure(size: &Size, strategy: &str, port: u16) -> Outcome {
             break;
         }
     }
-    let claims = Api::<NodeClaim>::all(client).list(&ListParams::default()).await.map(|l| l.items.len()).unwrap_or(0);
+    let claims = Api::<NodeClaim>::all(client)
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items.len())
+        .unwrap_or(0);
     let peak = peak_mib(child.id());
     let _ = child.kill();
     let _ = child.wait();
@@ -199,13 +229,25 @@ fn main() {
     let ilp = runtime.block_on(measure(&size, "ilp", 18_931));
     let ffd = runtime.block_on(measure(&size, "ffd", 18_932));
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "controller at scale: {} pending pods, {} nodes ({} bound pods)", size.pods, size.nodes, 2 * size.nodes);
-    let _ = writeln!(out, "| planner | batch closed -> NodeClaims created s | NodeClaims | controller peak MiB |");
+    let _ = writeln!(
+        out,
+        "controller at scale: {} pending pods, {} nodes ({} bound pods)",
+        size.pods,
+        size.nodes,
+        2 * size.nodes
+    );
+    let _ = writeln!(
+        out,
+        "| planner | batch closed -> NodeClaims created s | NodeClaims | controller peak MiB |"
+    );
     let _ = writeln!(out, "|---|---:|---:|---:|");
     for (name, o) in [("ilp (purser)", &ilp), ("ffd (karpenter's algorithm)", &ffd)] {
         let _ = writeln!(out, "| {name} | {:.3} | {} | {:.0} |", o.seconds, o.claims, o.peak_mib);
     }
-    let _ = writeln!(out, "targets: under 5 s and under 500 MiB (ilp: {} / {})",
+    let _ = writeln!(
+        out,
+        "targets: under 5 s and under 500 MiB (ilp: {} / {})",
         if ilp.seconds < 5.0 { "met" } else { "NOT met" },
-        if ilp.peak_mib < 500.0 { "met" } else { "NOT met" });
+        if ilp.peak_mib < 500.0 { "met" } else { "NOT met" }
+    );
 }

@@ -3,6 +3,11 @@
 //! In: the user's spec. Out: the CostBudget controller's status: the covered pods' current
 //! run-rate and condition Exceeded.
 
+#![allow(
+    clippy::duplicated_attributes,
+    reason = "kube-derive printcolumn attributes repeat their keys by design"
+)]
+
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

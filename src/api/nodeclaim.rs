@@ -5,6 +5,11 @@
 //! writes the status: the instance (provider ID, type, zone, capacity type, price, image), the
 //! Node name, and conditions Launched, Registered, Initialized, Ready, Drifted and Disrupting.
 
+#![allow(
+    clippy::duplicated_attributes,
+    reason = "kube-derive printcolumn attributes repeat their keys by design"
+)]
+
 use std::collections::BTreeMap;
 
 use kube::{CustomResource, KubeSchema};

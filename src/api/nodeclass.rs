@@ -6,6 +6,11 @@
 //! (subnets, security groups, AMI selection, instance profile) will arrive as `spec.aws` in the
 //! AWS provider's issue, next to `kwok`, so a class can carry settings for several providers.
 
+#![allow(
+    clippy::duplicated_attributes,
+    reason = "kube-derive printcolumn attributes repeat their keys by design"
+)]
+
 use std::collections::BTreeMap;
 
 use kube::{CustomResource, KubeSchema};

@@ -3,6 +3,11 @@
 //! In: the user's spec. Out: the status the NodePool controller writes (resources in use, node
 //! count, hourly cost, conditions Ready, BudgetExceeded and LimitsExceeded).
 
+#![allow(
+    clippy::duplicated_attributes,
+    reason = "kube-derive printcolumn attributes repeat their keys by design"
+)]
+
 use std::collections::BTreeMap;
 
 use kube::{CustomResource, KubeSchema};

@@ -87,7 +87,11 @@ impl ControllerArgs {
             plan_time_limit: self.plan_time_limit,
             strategy: self.strategy.into(),
             registration_ttl: self.registration_ttl,
-            disruption_interval: if self.no_disruption { Duration::ZERO } else { self.disruption_interval },
+            disruption_interval: if self.no_disruption {
+                Duration::ZERO
+            } else {
+                self.disruption_interval
+            },
             leak_grace: self.leak_grace,
             termination_grace: self.termination_grace,
             identity: self.identity.clone(),
@@ -142,7 +146,11 @@ async fn serve(args: ControllerArgs, catalog: Catalog) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn kwok_cloud(args: &ControllerArgs, client: kube::Client, catalog: &Catalog) -> anyhow::Result<Arc<dyn CloudProvider>> {
+async fn kwok_cloud(
+    args: &ControllerArgs,
+    client: kube::Client,
+    catalog: &Catalog,
+) -> anyhow::Result<Arc<dyn CloudProvider>> {
     let options = purser_kwok::KwokOptions {
         namespace: args.kwok_namespace.clone(),
         registration_delay: args.kwok_registration_delay,

@@ -14,11 +14,11 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
-use kube::Resource;
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
@@ -70,7 +70,10 @@ impl ClusterState {
             pods,
             nodes: reflect(Api::<Node>::all(client.clone()), |_: &Event<Node>| {}),
             daemonsets: reflect(Api::<DaemonSet>::all(client.clone()), |_: &Event<DaemonSet>| {}),
-            pdbs: reflect(Api::<PodDisruptionBudget>::all(client.clone()), |_: &Event<PodDisruptionBudget>| {}),
+            pdbs: reflect(
+                Api::<PodDisruptionBudget>::all(client.clone()),
+                |_: &Event<PodDisruptionBudget>| {},
+            ),
             pools,
             claims,
             budgets: reflect(Api::<CostBudget>::all(client), |_: &Event<CostBudget>| {}),

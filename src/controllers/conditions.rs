@@ -69,9 +69,9 @@ pub fn set(conditions: &[Value], condition: &Condition, now: &str) -> Vec<Value>
 
 /// Is condition `type_` True in `conditions`?
 pub fn is_true(conditions: &[Value], type_: &str) -> bool {
-    conditions
-        .iter()
-        .any(|c| c.get("type").and_then(Value::as_str) == Some(type_) && c.get("status").and_then(Value::as_str) == Some("True"))
+    conditions.iter().any(|c| {
+        c.get("type").and_then(Value::as_str) == Some(type_) && c.get("status").and_then(Value::as_str) == Some("True")
+    })
 }
 
 /// The current time in RFC 3339, seconds precision.
@@ -85,15 +85,31 @@ mod tests {
 
     #[test]
     fn setting_a_condition_replaces_its_type_and_keeps_the_transition_time_when_unchanged() {
-        let first = set(&[], &Condition::yes("Launched", "Launched", "ok"), "2026-01-01T00:00:00Z");
-        let again = set(&first, &Condition::yes("Launched", "Launched", "still"), "2026-01-02T00:00:00Z");
+        let first = set(
+            &[],
+            &Condition::yes("Launched", "Launched", "ok"),
+            "2026-01-01T00:00:00Z",
+        );
+        let again = set(
+            &first,
+            &Condition::yes("Launched", "Launched", "still"),
+            "2026-01-02T00:00:00Z",
+        );
         assert_eq!(again.len(), 1);
         assert_eq!(again[0]["lastTransitionTime"], "2026-01-01T00:00:00Z");
         assert_eq!(again[0]["message"], "still");
-        let flipped = set(&again, &Condition::no("Launched", "Failed", "no"), "2026-01-03T00:00:00Z");
+        let flipped = set(
+            &again,
+            &Condition::no("Launched", "Failed", "no"),
+            "2026-01-03T00:00:00Z",
+        );
         assert_eq!(flipped[0]["lastTransitionTime"], "2026-01-03T00:00:00Z");
         assert!(!is_true(&flipped, "Launched"));
-        let two = set(&flipped, &Condition::yes("Registered", "Registered", ""), "2026-01-03T00:00:00Z");
+        let two = set(
+            &flipped,
+            &Condition::yes("Registered", "Registered", ""),
+            "2026-01-03T00:00:00Z",
+        );
         assert_eq!(two.len(), 2);
         assert!(is_true(&two, "Registered"));
     }

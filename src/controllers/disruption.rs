@@ -82,6 +82,7 @@ pub async fn disrupt_once(ctx: &Arc<Context>) -> Result<usize, Error> {
     let decision = tokio::task::spawn_blocking(move || engine::decide(&snapshot, &catalog, &options))
         .await
         .map_err(|e| Error::Other(format!("disruption engine task: {e}")))?;
+    tracing::debug!(commands = decision.commands.len(), blocked = ?decision.blocked, "disruption decision");
     let mut started = 0;
     for command in decision.commands {
         if !ctx.busy.try_take(&command.nodes) {
@@ -108,9 +109,19 @@ pub async fn execute(ctx: &Context, command: &Command) -> Result<(), Error> {
     let claims = claims_of(ctx, &command.nodes);
     for claim in &claims {
         let message = format!("{:?}: {}", command.reason, command.detail);
-        let _ = nodeclaim::set_condition(ctx, claim, Condition::yes(types::DISRUPTING, &format!("{:?}", command.reason), message.clone())).await;
+        let _ = nodeclaim::set_condition(
+            ctx,
+            claim,
+            Condition::yes(types::DISRUPTING, &format!("{:?}", command.reason), message.clone()),
+        )
+        .await;
         if matches!(command.reason, crate::model::disruption::Reason::Drifted) {
-            let _ = nodeclaim::set_condition(ctx, claim, Condition::yes(types::DRIFTED, "Drifted", command.detail.clone())).await;
+            let _ = nodeclaim::set_condition(
+                ctx,
+                claim,
+                Condition::yes(types::DRIFTED, "Drifted", command.detail.clone()),
+            )
+            .await;
         }
         ctx.events
             .normal(&nodeclaim::claim_ref(claim), "Disrupting", "Disrupt", message)
@@ -126,12 +137,16 @@ pub async fn execute(ctx: &Context, command: &Command) -> Result<(), Error> {
         if created.len() < command.node_claims.len() {
             delete_claims(ctx, &created).await?;
             clear_disrupting(ctx, &claims).await;
-            return Err(Error::Other("could not create every replacement; command abandoned".into()));
+            return Err(Error::Other(
+                "could not create every replacement; command abandoned".into(),
+            ));
         }
         if command.launch_before_drain && !wait_initialized(ctx, &created).await {
             delete_claims(ctx, &created).await?;
             clear_disrupting(ctx, &claims).await;
-            return Err(Error::Other("replacements did not initialize in time; command abandoned".into()));
+            return Err(Error::Other(
+                "replacements did not initialize in time; command abandoned".into(),
+            ));
         }
     }
     taint_nodes(ctx, &command.nodes).await?;
@@ -145,7 +160,10 @@ fn claims_of(ctx: &Context, nodes: &[String]) -> Vec<String> {
     nodes
         .iter()
         .filter_map(|n| {
-            let node = ctx.cluster.nodes.find(|x| x.metadata.name.as_deref() == Some(n.as_str()));
+            let node = ctx
+                .cluster
+                .nodes
+                .find(|x| x.metadata.name.as_deref() == Some(n.as_str()));
             match node {
                 Some(node) => ctx.cluster.claim_of_node(&node).and_then(|c| c.metadata.name.clone()),
                 None => ctx
@@ -160,7 +178,12 @@ fn claims_of(ctx: &Context, nodes: &[String]) -> Vec<String> {
 
 async fn clear_disrupting(ctx: &Context, claims: &[String]) {
     for claim in claims {
-        let _ = nodeclaim::set_condition(ctx, claim, Condition::no(types::DISRUPTING, "Abandoned", "the command was abandoned")).await;
+        let _ = nodeclaim::set_condition(
+            ctx,
+            claim,
+            Condition::no(types::DISRUPTING, "Abandoned", "the command was abandoned"),
+        )
+        .await;
     }
 }
 
@@ -186,9 +209,12 @@ async fn wait_initialized(ctx: &Context, names: &[String]) -> bool {
 async fn wait_gone(ctx: &Context, names: &[String]) {
     let deadline = Instant::now() + ctx.settings.termination_grace + Duration::from_secs(60);
     while Instant::now() < deadline {
-        let left = names
-            .iter()
-            .any(|n| ctx.cluster.claims.find(|c| c.metadata.name.as_deref() == Some(n.as_str())).is_some());
+        let left = names.iter().any(|n| {
+            ctx.cluster
+                .claims
+                .find(|c| c.metadata.name.as_deref() == Some(n.as_str()))
+                .is_some()
+        });
         if !left {
             return;
         }
@@ -229,7 +255,10 @@ pub async fn clear_stale_taints(ctx: &Context) {
         if !taints.iter().any(|t| t.key == DISRUPTED_TAINT) {
             continue;
         }
-        let deleting = ctx.cluster.claim_of_node(&node).is_some_and(|c| c.metadata.deletion_timestamp.is_some());
+        let deleting = ctx
+            .cluster
+            .claim_of_node(&node)
+            .is_some_and(|c| c.metadata.deletion_timestamp.is_some());
         if deleting {
             continue;
         }

@@ -32,7 +32,9 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), Error> {
 /// instance was first noticed.
 pub async fn collect_once(ctx: &Context, first_seen: &mut HashMap<String, Instant>) -> Result<Vec<String>, Error> {
     let instances = ctx.cloud.list().await?;
-    let claims = Api::<NodeClaim>::all(ctx.client.clone()).list(&Default::default()).await?;
+    let claims = Api::<NodeClaim>::all(ctx.client.clone())
+        .list(&Default::default())
+        .await?;
     let names: HashSet<String> = claims.items.iter().filter_map(|c| c.metadata.name.clone()).collect();
     let ids: HashSet<String> = claims
         .items
@@ -47,7 +49,9 @@ pub async fn collect_once(ctx: &Context, first_seen: &mut HashMap<String, Instan
     first_seen.retain(|id, _| live.contains(id.as_str()));
     let mut terminated = vec![];
     for instance in &leaked {
-        let seen = *first_seen.entry(instance.provider_id.clone()).or_insert_with(Instant::now);
+        let seen = *first_seen
+            .entry(instance.provider_id.clone())
+            .or_insert_with(Instant::now);
         if seen.elapsed() < ctx.settings.leak_grace {
             continue;
         }

@@ -43,7 +43,10 @@ pub async fn serve(addr: SocketAddr, probes: Probes) -> std::io::Result<(SocketA
 
 async fn metrics(State(p): State<Probes>) -> impl IntoResponse {
     (
-        [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         p.metrics.encode(),
     )
 }

@@ -10,15 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
-use tokio::sync::watch;
 
 use super::{Context, Error};
 
 /// Holding the Lease.
 pub struct Lead {
     manager: Option<Arc<LeaseManager>>,
-    held: watch::Receiver<bool>,
-    renewer: Option<tokio::task::JoinHandle<()>>,
     lease: String,
 }
 
@@ -26,11 +23,8 @@ pub struct Lead {
 pub async fn acquire(ctx: &Context) -> Result<Lead, Error> {
     let s = &ctx.settings;
     if !s.leader_elect {
-        let (_tx, held) = watch::channel(true);
         return Ok(Lead {
             manager: None,
-            held,
-            renewer: None,
             lease: String::new(),
         });
     }
@@ -43,7 +37,12 @@ pub async fn acquire(ctx: &Context) -> Result<Lead, Error> {
         .with_field_manager(format!("{}-{}", super::MANAGER, s.identity))
         .build()
         .await
-        .map_err(|e| Error::Other(format!("leader election on Lease {}/{}: {e}", s.lease_namespace, s.lease_name)))?;
+        .map_err(|e| {
+            Error::Other(format!(
+                "leader election on Lease {}/{}: {e}",
+                s.lease_namespace, s.lease_name
+            ))
+        })?;
     let manager = Arc::new(manager);
     loop {
         match manager.changed().await {
@@ -55,50 +54,33 @@ pub async fn acquire(ctx: &Context) -> Result<Lead, Error> {
             }
         }
     }
-    let (tx, held) = watch::channel(true);
-    let renewer = tokio::spawn(renew(manager.clone(), tx));
     Ok(Lead {
         manager: Some(manager),
-        held,
-        renewer: Some(renewer),
         lease: format!("{}/{}", s.lease_namespace, s.lease_name),
     })
 }
 
-/// Keep renewing; report `false` once the Lease is lost.
-async fn renew(manager: Arc<LeaseManager>, held: watch::Sender<bool>) {
-    loop {
-        match manager.changed().await {
-            Ok(true) => {}
-            Ok(false) => {
-                let _ = held.send(false);
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot renew the Lease; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
-    }
-}
-
 impl Lead {
-    /// Resolves with an error when the Lease is lost; never resolves while it is held.
+    /// Keep renewing the Lease; resolves with an error when it is lost, never while it is
+    /// held. It runs inside the controller's own future, so a killed controller stops renewing.
     pub async fn lost(&self) -> Result<(), Error> {
-        let mut held = self.held.clone();
-        while *held.borrow() {
-            if held.changed().await.is_err() {
-                futures::future::pending::<()>().await;
+        let Some(manager) = &self.manager else {
+            return futures::future::pending().await;
+        };
+        loop {
+            match manager.changed().await {
+                Ok(true) => {}
+                Ok(false) => return Err(Error::LostLease(self.lease.clone())),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot renew the Lease; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
             }
         }
-        Err(Error::LostLease(self.lease.clone()))
     }
 
     /// Give the Lease up (graceful shutdown), so the other replica takes over at once.
     pub async fn release(self) {
-        if let Some(task) = &self.renewer {
-            task.abort();
-        }
         if let Some(manager) = &self.manager
             && let Err(e) = manager.release().await
         {

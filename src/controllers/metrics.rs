@@ -85,18 +85,34 @@ impl Default for Metrics {
         };
         registry.register("pods_pending", "Pods waiting for a node", m.pods_pending.clone());
         registry.register("decisions", "Provisioning decisions made", m.decisions.clone());
-        registry.register("planner_seconds", "Planner wall time per decision", m.planner_seconds.clone());
+        registry.register(
+            "planner_seconds",
+            "Planner wall time per decision",
+            m.planner_seconds.clone(),
+        );
         registry.register(
             "provisioning_seconds",
             "Seconds from a batch closing to its NodeClaims created",
             m.provisioning_seconds.clone(),
         );
         registry.register("nodes", "Nodes by NodePool and capacity type", m.nodes.clone());
-        registry.register("nodepool_hourly_cost", "Hourly list price of a NodePool's nodes, USD", m.hourly_cost.clone());
+        registry.register(
+            "nodepool_hourly_cost",
+            "Hourly list price of a NodePool's nodes, USD",
+            m.hourly_cost.clone(),
+        );
         registry.register("launches", "Instances launched", m.launches.clone());
         registry.register("evictions", "Pods evicted", m.evictions.clone());
-        registry.register("disruption_commands", "Disruption commands started", m.disruptions.clone());
-        registry.register("leaked_instances_terminated", "Leaked instances terminated", m.leaked.clone());
+        registry.register(
+            "disruption_commands",
+            "Disruption commands started",
+            m.disruptions.clone(),
+        );
+        registry.register(
+            "leaked_instances_terminated",
+            "Leaked instances terminated",
+            m.leaked.clone(),
+        );
         registry.register("errors", "Errors by controller and kind", m.errors.clone());
         Metrics { registry, ..m }
     }

@@ -209,7 +209,12 @@ impl Context {
     /// The snapshot every loop plans from: what loads, with claims just created added and
     /// pools whose NodeClass is missing left out.
     pub fn snapshot(&self) -> snapshot::Built {
-        let known = |name: &str| self.cluster.claims.find(|c| c.metadata.name.as_deref() == Some(name)).is_some();
+        let known = |name: &str| {
+            self.cluster
+                .claims
+                .find(|c| c.metadata.name.as_deref() == Some(name))
+                .is_some()
+        };
         let extra = self.recent_claims.missing_from(&known);
         let mut built = snapshot::build(&self.cluster, &self.catalog, &self.validator, extra);
         if let Ok(without) = self.findings.pools_without_class.lock() {

@@ -108,12 +108,21 @@ pub fn conditions_of(claim: &NodeClaim) -> Vec<Value> {
 }
 
 /// Merge `fields` into the claim's status, with `condition` set.
-async fn patch_status(api: &Api<NodeClaim>, claim: &NodeClaim, mut fields: Value, condition: Condition) -> Result<(), Error> {
+async fn patch_status(
+    api: &Api<NodeClaim>,
+    claim: &NodeClaim,
+    mut fields: Value,
+    condition: Condition,
+) -> Result<(), Error> {
     let name = claim.metadata.name.clone().unwrap_or_default();
     let conds = conditions::set(&conditions_of(claim), &condition, &conditions::now());
     fields["conditions"] = Value::Array(conds);
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&json!({"status": fields})))
-        .await?;
+    api.patch_status(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": fields})),
+    )
+    .await?;
     Ok(())
 }
 
@@ -175,7 +184,11 @@ async fn launch(claim: &NodeClaim, ctx: &Context, api: &Api<NodeClaim>) -> Resul
             let price = ctx
                 .catalog
                 .find(&instance.instance_type)
-                .and_then(|t| t.offerings.iter().find(|o| o.zone == instance.zone && o.capacity_type.as_str() == instance.capacity_type))
+                .and_then(|t| {
+                    t.offerings
+                        .iter()
+                        .find(|o| o.zone == instance.zone && o.capacity_type.as_str() == instance.capacity_type)
+                })
                 .map(|o| o.price);
             let fields = json!({
                 "providerId": instance.provider_id,
@@ -186,34 +199,80 @@ async fn launch(claim: &NodeClaim, ctx: &Context, api: &Api<NodeClaim>) -> Resul
                 "capacity": it.map(|t| t.capacity.to_strings()).unwrap_or_default(),
                 "allocatable": it.map(|t| t.allocatable.to_strings()).unwrap_or_default(),
             });
-            let message = format!("{} {} in {}", instance.instance_type, instance.capacity_type, instance.zone);
-            patch_status(api, claim, fields, Condition::yes(types::LAUNCHED, "Launched", message.clone())).await?;
+            let message = format!(
+                "{} {} in {}",
+                instance.instance_type, instance.capacity_type, instance.zone
+            );
+            patch_status(
+                api,
+                claim,
+                fields,
+                Condition::yes(types::LAUNCHED, "Launched", message.clone()),
+            )
+            .await?;
             ctx.metrics.launches.inc();
             ctx.events
-                .normal(&claim_ref(&name), "Launched", "Launch", format!("Launched {message} as {}", instance.provider_id))
+                .normal(
+                    &claim_ref(&name),
+                    "Launched",
+                    "Launch",
+                    format!("Launched {message} as {}", instance.provider_id),
+                )
                 .await;
             Ok(Action::requeue(Duration::from_secs(1)))
         }
-        Err(CloudError::InsufficientCapacity { instance_type, zone, capacity_type }) => {
-            let note = format!("no capacity for {instance_type} {capacity_type} in {zone}; offering unavailable for {:?}, re-planning", ctx.settings.unavailable_for);
+        Err(CloudError::InsufficientCapacity {
+            instance_type,
+            zone,
+            capacity_type,
+        }) => {
+            let note = format!(
+                "no capacity for {instance_type} {capacity_type} in {zone}; offering unavailable for {:?}, re-planning",
+                ctx.settings.unavailable_for
+            );
             if let Some(ct) = CapacityType::parse(&capacity_type) {
-                ctx.unavailable.mark((instance_type, zone, ct), ctx.settings.unavailable_for);
+                ctx.unavailable
+                    .mark((instance_type, zone, ct), ctx.settings.unavailable_for);
             }
             give_up(claim, ctx, api, "InsufficientCapacity", note).await
         }
         Err(e) => {
-            let created = claim.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(0);
+            let created = claim
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second())
+                .unwrap_or(0);
             if chrono::Utc::now().timestamp() - created > ctx.settings.registration_ttl.as_secs() as i64 {
-                return give_up(claim, ctx, api, "LaunchFailed", format!("launch failed for too long: {e}")).await;
+                return give_up(
+                    claim,
+                    ctx,
+                    api,
+                    "LaunchFailed",
+                    format!("launch failed for too long: {e}"),
+                )
+                .await;
             }
-            patch_status(api, claim, json!({}), Condition::no(types::LAUNCHED, "LaunchFailed", e.to_string())).await?;
+            patch_status(
+                api,
+                claim,
+                json!({}),
+                Condition::no(types::LAUNCHED, "LaunchFailed", e.to_string()),
+            )
+            .await?;
             Err(Error::Cloud(e))
         }
     }
 }
 
 /// Delete a claim that cannot become a node; its pods are planned again.
-async fn give_up(claim: &NodeClaim, ctx: &Context, api: &Api<NodeClaim>, reason: &str, note: String) -> Result<Action, Error> {
+async fn give_up(
+    claim: &NodeClaim,
+    ctx: &Context,
+    api: &Api<NodeClaim>,
+    reason: &str,
+    note: String,
+) -> Result<Action, Error> {
     let name = claim.metadata.name.clone().unwrap_or_default();
     tracing::warn!(claim = %name, reason, note, "deleting the claim");
     ctx.events.warning(&claim_ref(&name), reason, "Launch", note).await;
@@ -227,12 +286,19 @@ async fn give_up(claim: &NodeClaim, ctx: &Context, api: &Api<NodeClaim>, reason:
 }
 
 async fn register(claim: &NodeClaim, ctx: &Context, api: &Api<NodeClaim>) -> Result<Action, Error> {
-    let provider_id = claim.status.as_ref().and_then(|s| s.provider_id.clone()).unwrap_or_default();
+    let provider_id = claim
+        .status
+        .as_ref()
+        .and_then(|s| s.provider_id.clone())
+        .unwrap_or_default();
     let Some(node) = find_node(ctx, &provider_id).await? else {
         let launched = launched_at(claim);
         if chrono::Utc::now().timestamp() - launched > ctx.settings.registration_ttl.as_secs() as i64 {
             mark_unavailable(claim, ctx);
-            let note = format!("no Node with provider ID {provider_id} registered within {:?}", ctx.settings.registration_ttl);
+            let note = format!(
+                "no Node with provider ID {provider_id} registered within {:?}",
+                ctx.settings.registration_ttl
+            );
             return give_up(claim, ctx, api, "RegistrationTimeout", note).await;
         }
         return Ok(Action::requeue(Duration::from_secs(1)));
@@ -257,14 +323,21 @@ async fn register(claim: &NodeClaim, ctx: &Context, api: &Api<NodeClaim>) -> Res
             });
         }
     }
-    let hash = claim.metadata.annotations.as_ref().and_then(|a| a.get(super::claims::NODEPOOL_HASH)).cloned();
+    let hash = claim
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(super::claims::NODEPOOL_HASH))
+        .cloned();
     let mut annotations = BTreeMap::new();
     if let Some(h) = hash {
         annotations.insert(super::claims::NODEPOOL_HASH.to_string(), h);
     }
     let patch = json!({"metadata": {"labels": labels, "annotations": annotations}, "spec": {"taints": taints}});
     let nodes: Api<Node> = Api::all(ctx.client.clone());
-    nodes.patch(&node_name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    nodes
+        .patch(&node_name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
     patch_status(
         api,
         claim,
@@ -296,32 +369,65 @@ fn launched_at(claim: &NodeClaim) -> i64 {
         .and_then(|c| c["lastTransitionTime"].as_str())
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.timestamp())
-        .unwrap_or_else(|| claim.metadata.creation_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(0))
+        .unwrap_or_else(|| {
+            claim
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second())
+                .unwrap_or(0)
+        })
 }
 
 fn mark_unavailable(claim: &NodeClaim, ctx: &Context) {
-    let offering = (pinned(claim, INSTANCE_TYPE), pinned(claim, ZONE), pinned(claim, CAPACITY_TYPE).and_then(|c| CapacityType::parse(&c)));
+    let offering = (
+        pinned(claim, INSTANCE_TYPE),
+        pinned(claim, ZONE),
+        pinned(claim, CAPACITY_TYPE).and_then(|c| CapacityType::parse(&c)),
+    );
     if let (Some(t), Some(z), Some(c)) = offering {
         ctx.unavailable.mark((t, z, c), ctx.settings.unavailable_for);
     }
 }
 
 async fn initialize(claim: &NodeClaim, ctx: &Context, api: &Api<NodeClaim>) -> Result<Action, Error> {
-    let provider_id = claim.status.as_ref().and_then(|s| s.provider_id.clone()).unwrap_or_default();
+    let provider_id = claim
+        .status
+        .as_ref()
+        .and_then(|s| s.provider_id.clone())
+        .unwrap_or_default();
     let Some(node) = find_node(ctx, &provider_id).await? else {
         return Ok(Action::requeue(Duration::from_secs(2)));
     };
     if let Some(missing) = not_initialized_because(claim, &node) {
-        tracing::debug!(claim = claim.metadata.name.as_deref().unwrap_or(""), missing, "not initialized yet");
+        tracing::debug!(
+            claim = claim.metadata.name.as_deref().unwrap_or(""),
+            missing,
+            "not initialized yet"
+        );
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let node_name = node.metadata.name.clone().unwrap_or_default();
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let patch = json!({"metadata": {"labels": {super::INITIALIZED_LABEL: "true"}}});
-    nodes.patch(&node_name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    patch_status(api, claim, json!({}), Condition::yes(types::INITIALIZED, "Initialized", format!("Node {node_name} is ready"))).await?;
+    nodes
+        .patch(&node_name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    patch_status(
+        api,
+        claim,
+        json!({}),
+        Condition::yes(types::INITIALIZED, "Initialized", format!("Node {node_name} is ready")),
+    )
+    .await?;
     let refreshed = api.get(claim.metadata.name.as_deref().unwrap_or("")).await?;
-    patch_status(api, &refreshed, json!({}), Condition::yes("Ready", "Ready", "launched, registered and initialized")).await?;
+    patch_status(
+        api,
+        &refreshed,
+        json!({}),
+        Condition::yes("Ready", "Ready", "launched, registered and initialized"),
+    )
+    .await?;
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
@@ -337,12 +443,24 @@ pub fn not_initialized_because(claim: &NodeClaim, node: &Node) -> Option<String>
         return Some("the Node is not Ready".into());
     }
     let taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
-    if let Some(t) = claim.spec.startup_taints.iter().find(|s| taints.iter().any(|t| t.key == s.key && t.effect == s.effect)) {
+    if let Some(t) = claim
+        .spec
+        .startup_taints
+        .iter()
+        .find(|s| taints.iter().any(|t| t.key == s.key && t.effect == s.effect))
+    {
         return Some(format!("startup taint {} is still present", t.key));
     }
     let allocatable = status.and_then(|s| s.allocatable.clone()).unwrap_or_default();
-    let requests = claim.spec.resources.as_ref().map(|r| r.requests.clone()).unwrap_or_default();
-    let extended = requests.keys().find(|k| k.contains('/') && !allocatable.contains_key(*k));
+    let requests = claim
+        .spec
+        .resources
+        .as_ref()
+        .map(|r| r.requests.clone())
+        .unwrap_or_default();
+    let extended = requests
+        .keys()
+        .find(|k| k.contains('/') && !allocatable.contains_key(*k));
     extended.map(|k| format!("extended resource {k} is not advertised yet"))
 }
 
@@ -356,7 +474,12 @@ async fn terminate(claim: &NodeClaim, ctx: &Context, api: &Api<NodeClaim>) -> Re
         None => None,
     };
     if let Some(node) = &node {
-        let since = claim.metadata.deletion_timestamp.as_ref().map(|t| t.0.as_second()).unwrap_or(0);
+        let since = claim
+            .metadata
+            .deletion_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second())
+            .unwrap_or(0);
         let waited = chrono::Utc::now().timestamp() - since;
         let left = drain(ctx, node).await?;
         if left > 0 && waited < ctx.settings.termination_grace.as_secs() as i64 {
@@ -373,14 +496,24 @@ async fn terminate(claim: &NodeClaim, ctx: &Context, api: &Api<NodeClaim>) -> Re
     }
     if let Some(node) = &node {
         let nodes: Api<Node> = Api::all(ctx.client.clone());
-        match nodes.delete(node.metadata.name.as_deref().unwrap_or(""), &DeleteParams::default()).await {
+        match nodes
+            .delete(node.metadata.name.as_deref().unwrap_or(""), &DeleteParams::default())
+            .await
+        {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => return Err(e.into()),
         }
     }
     remove_finalizer(api, claim).await?;
-    ctx.events.normal(&claim_ref(&name), "Terminated", "Terminate", "instance terminated".into()).await;
+    ctx.events
+        .normal(
+            &claim_ref(&name),
+            "Terminated",
+            "Terminate",
+            "instance terminated".into(),
+        )
+        .await;
     Ok(Action::await_change())
 }
 
@@ -463,9 +596,21 @@ async fn evict(api: &Api<Pod>, name: &str) -> Result<kube::core::Status, kube::E
 
 /// Pods a drain evicts: not DaemonSet pods, not mirror pods, not already finished or deleting.
 fn evictable(pod: &Pod) -> bool {
-    let daemon = pod.metadata.owner_references.iter().flatten().any(|o| o.kind == "DaemonSet");
-    let mirror = pod.metadata.annotations.as_ref().is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
-    let finished = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
+    let daemon = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "DaemonSet");
+    let mirror = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"));
+    let finished = matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    );
     !daemon && !mirror && !finished && pod.metadata.deletion_timestamp.is_none()
 }
 
@@ -484,7 +629,11 @@ pub async fn taint_disrupted(ctx: &Context, node: &Node) -> Result<(), Error> {
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let patch = json!({"spec": {"taints": taints}, "metadata": {"resourceVersion": node.metadata.resource_version}});
     nodes
-        .patch(node.metadata.name.as_deref().unwrap_or(""), &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(
+            node.metadata.name.as_deref().unwrap_or(""),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await?;
     Ok(())
 }

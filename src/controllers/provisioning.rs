@@ -80,7 +80,13 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), Error> {
 async fn resync(ctx: Arc<Context>) {
     loop {
         tokio::time::sleep(Duration::from_secs(30)).await;
-        if ctx.cluster.pods.state().iter().any(|p| super::cluster::is_provisionable(p)) {
+        if ctx
+            .cluster
+            .pods
+            .state()
+            .iter()
+            .any(|p| super::cluster::is_provisionable(p))
+        {
             ctx.provision.notify_one();
         }
     }
@@ -146,7 +152,11 @@ async fn publish_events(ctx: &Context, plan: &Plan, names: &[Option<String>]) {
     }
     for placement in &plan.existing_nodes {
         for pod in &placement.pods {
-            notes.push((pod.clone(), true, format!("Pod should schedule on: node/{}", placement.node)));
+            notes.push((
+                pod.clone(),
+                true,
+                format!("Pod should schedule on: node/{}", placement.node),
+            ));
         }
     }
     for u in &plan.unschedulable {
@@ -157,7 +167,9 @@ async fn publish_events(ctx: &Context, plan: &Plan, names: &[Option<String>]) {
         if ok {
             ctx.events.normal(&regarding, NOMINATED, "Provisioning", note).await;
         } else {
-            ctx.events.warning(&regarding, FAILED_SCHEDULING, "Provisioning", note).await;
+            ctx.events
+                .warning(&regarding, FAILED_SCHEDULING, "Provisioning", note)
+                .await;
         }
     });
     futures::StreamExt::for_each_concurrent(futures::stream::iter(jobs), 32, |job| job).await;
@@ -192,6 +204,9 @@ mod tests {
         batch.wait(&notify).await;
         let waited = started.elapsed();
         feeder.abort();
-        assert!(waited >= Duration::from_secs(10) && waited < Duration::from_millis(10_600), "closes at the maximum: {waited:?}");
+        assert!(
+            waited >= Duration::from_secs(10) && waited < Duration::from_millis(10_600),
+            "closes at the maximum: {waited:?}"
+        );
     }
 }

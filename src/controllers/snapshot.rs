@@ -78,13 +78,55 @@ pub fn build(cluster: &ClusterState, catalog: &Catalog, validator: &Validator, e
     let mut invalid = vec![];
     let pods: Vec<_> = cluster.pods.state();
     let relevant = pods.iter().filter(|p| considered(p));
-    collect(relevant.map(|p| p.as_ref()), catalog, validator, &mut objects, &mut invalid);
-    collect(cluster.nodes.state().iter().map(|o| o.as_ref()), catalog, validator, &mut objects, &mut invalid);
-    collect(cluster.daemonsets.state().iter().map(|o| o.as_ref()), catalog, validator, &mut objects, &mut invalid);
-    collect(cluster.pdbs.state().iter().map(|o| o.as_ref()), catalog, validator, &mut objects, &mut invalid);
-    collect(cluster.pools.state().iter().map(|o| o.as_ref()), catalog, validator, &mut objects, &mut invalid);
-    collect(cluster.claims.state().iter().map(|o| o.as_ref()), catalog, validator, &mut objects, &mut invalid);
-    collect(cluster.budgets.state().iter().map(|o| o.as_ref()), catalog, validator, &mut objects, &mut invalid);
+    collect(
+        relevant.map(|p| p.as_ref()),
+        catalog,
+        validator,
+        &mut objects,
+        &mut invalid,
+    );
+    collect(
+        cluster.nodes.state().iter().map(|o| o.as_ref()),
+        catalog,
+        validator,
+        &mut objects,
+        &mut invalid,
+    );
+    collect(
+        cluster.daemonsets.state().iter().map(|o| o.as_ref()),
+        catalog,
+        validator,
+        &mut objects,
+        &mut invalid,
+    );
+    collect(
+        cluster.pdbs.state().iter().map(|o| o.as_ref()),
+        catalog,
+        validator,
+        &mut objects,
+        &mut invalid,
+    );
+    collect(
+        cluster.pools.state().iter().map(|o| o.as_ref()),
+        catalog,
+        validator,
+        &mut objects,
+        &mut invalid,
+    );
+    collect(
+        cluster.claims.state().iter().map(|o| o.as_ref()),
+        catalog,
+        validator,
+        &mut objects,
+        &mut invalid,
+    );
+    collect(
+        cluster.budgets.state().iter().map(|o| o.as_ref()),
+        catalog,
+        validator,
+        &mut objects,
+        &mut invalid,
+    );
     match snapshot_from_objects(&objects, catalog) {
         Ok(loaded) => Built {
             snapshot: loaded.snapshot,

@@ -57,15 +57,14 @@ pub async fn refresh(ctx: &Context) -> Result<(), Error> {
     report_invalid(ctx, &built.invalid).await;
     let invalid: HashSet<(String, String)> = built.invalid.iter().map(|i| (i.kind.clone(), i.name.clone())).collect();
     update_gauges(ctx, &built.snapshot);
+    for (pool, class) in &missing {
+        let note =
+            format!("NodePool {pool}: spec.template.spec.nodeClassRef names NodeClass {class}, which does not exist");
+        report_once(ctx, "NodePool", "", pool, &note).await;
+        set_ready::<NodePool>(ctx, pool, Condition::no("Ready", "NodeClassNotFound", note)).await?;
+    }
     for pool in &built.snapshot.pools {
-        let ready = match missing.get(&pool.name) {
-            Some(class) => {
-                let note = format!("NodePool {}: spec.template.spec.nodeClassRef names NodeClass {class}, which does not exist", pool.name);
-                report_once(ctx, "NodePool", "", &pool.name, &note).await;
-                Condition::no("Ready", "NodeClassNotFound", note)
-            }
-            None => Condition::yes("Ready", "Ready", "the pool is used for provisioning"),
-        };
+        let ready = Condition::yes("Ready", "Ready", "the pool is used for provisioning");
         pool_status(ctx, &built.snapshot, pool, ready).await?;
     }
     for budget in &built.snapshot.budgets {
@@ -123,7 +122,12 @@ pub async fn report_invalid(ctx: &Context, invalid: &[Invalid]) {
 
 /// Publish the Warning Event for a problem unless it was already reported; true when new.
 async fn report_once(ctx: &Context, kind: &str, namespace: &str, name: &str, message: &str) -> bool {
-    let key = (kind.to_string(), namespace.to_string(), name.to_string(), message.to_string());
+    let key = (
+        kind.to_string(),
+        namespace.to_string(),
+        name.to_string(),
+        message.to_string(),
+    );
     let fresh = ctx.findings.reported.lock().map(|mut r| r.insert(key)).unwrap_or(false);
     if !fresh {
         return false;
@@ -139,7 +143,9 @@ async fn report_once(ctx: &Context, kind: &str, namespace: &str, name: &str, mes
     if !namespace.is_empty() {
         regarding.namespace = Some(namespace.into());
     }
-    ctx.events.warning(&regarding, "InvalidSpec", "Validate", message.to_string()).await;
+    ctx.events
+        .warning(&regarding, "InvalidSpec", "Validate", message.to_string())
+        .await;
     true
 }
 
@@ -154,10 +160,18 @@ where
     let api: Api<K> = Api::all(ctx.client.clone());
     let current = api.get(name).await?;
     let value = serde_json::to_value(&current)?;
-    let old = value.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let old = value
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let conds = conditions::set(&old, &condition, &conditions::now());
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&json!({"status": {"conditions": conds}})))
-        .await?;
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": {"conditions": conds}})),
+    )
+    .await?;
     Ok(())
 }
 
@@ -165,7 +179,12 @@ fn pool_nodes<'a>(snapshot: &'a Snapshot, pool: &'a str) -> impl Iterator<Item =
     snapshot.nodes.iter().filter(move |n| n.pool.as_deref() == Some(pool))
 }
 
-async fn pool_status(ctx: &Context, snapshot: &Snapshot, pool: &crate::model::Pool, ready: Condition) -> Result<(), Error> {
+async fn pool_status(
+    ctx: &Context,
+    snapshot: &Snapshot,
+    pool: &crate::model::Pool,
+    ready: Condition,
+) -> Result<(), Error> {
     let mut used = Resources::new();
     let mut cost = 0.0;
     let mut count = 0i64;
@@ -179,15 +198,26 @@ async fn pool_status(ctx: &Context, snapshot: &Snapshot, pool: &crate::model::Po
         .names()
         .filter(|r| *r != "nodes" && used.get(r) >= pool.limits.get(r))
         .map(String::from)
-        .chain((pool.limits.get("nodes").as_f64() > 0.0 && count as f64 >= pool.limits.get("nodes").as_f64()).then(|| "nodes".to_string()))
+        .chain(
+            (pool.limits.get("nodes").as_f64() > 0.0 && count as f64 >= pool.limits.get("nodes").as_f64())
+                .then(|| "nodes".to_string()),
+        )
         .collect();
     let limits = if over.is_empty() {
         Condition::no("LimitsExceeded", "WithinLimits", "every limit has room")
     } else {
-        Condition::yes("LimitsExceeded", "LimitReached", format!("limits reached: {}", over.join(", ")))
+        Condition::yes(
+            "LimitsExceeded",
+            "LimitReached",
+            format!("limits reached: {}", over.join(", ")),
+        )
     };
     let budget = match pool.max_hourly_cost {
-        Some(cap) if cost >= cap => Condition::yes("BudgetExceeded", "BudgetReached", format!("{cost:.2} of {cap:.2} USD/h")),
+        Some(cap) if cost >= cap => Condition::yes(
+            "BudgetExceeded",
+            "BudgetReached",
+            format!("{cost:.2} of {cap:.2} USD/h"),
+        ),
         Some(cap) => Condition::no("BudgetExceeded", "WithinBudget", format!("{cost:.2} of {cap:.2} USD/h")),
         None => Condition::no("BudgetExceeded", "NoBudget", "no spec.budget.maxHourlyCost"),
     };
@@ -196,13 +226,19 @@ async fn pool_status(ctx: &Context, snapshot: &Snapshot, pool: &crate::model::Po
     let api: Api<NodePool> = Api::all(ctx.client.clone());
     let current = api.get(&pool.name).await?;
     let value = serde_json::to_value(&current)?;
-    let mut conds = value.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut conds = value
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let now = conditions::now();
     for c in [&ready, &limits, &budget] {
         conds = conditions::set(&conds, c, &now);
     }
-    let status = json!({"status": {"nodes": count, "resources": resources, "hourlyCost": round(cost), "conditions": conds}});
-    api.patch_status(&pool.name, &PatchParams::default(), &Patch::Merge(&status)).await?;
+    let status =
+        json!({"status": {"nodes": count, "resources": resources, "hourlyCost": round(cost), "conditions": conds}});
+    api.patch_status(&pool.name, &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
     Ok(())
 }
 
@@ -228,19 +264,36 @@ async fn budget_status(ctx: &Context, snapshot: &Snapshot, budget: &Budget) -> R
     let rate = run_rate(snapshot, budget);
     let cap = budget.max_hourly_cost;
     let exceeded = if rate > cap {
-        Condition::yes("Exceeded", "OverBudget", format!("budget {}: {rate:.2} of {cap:.2} USD/h", budget.name))
+        Condition::yes(
+            "Exceeded",
+            "OverBudget",
+            format!("budget {}: {rate:.2} of {cap:.2} USD/h", budget.name),
+        )
     } else {
-        Condition::no("Exceeded", "WithinBudget", format!("budget {}: {rate:.2} of {cap:.2} USD/h", budget.name))
+        Condition::no(
+            "Exceeded",
+            "WithinBudget",
+            format!("budget {}: {rate:.2} of {cap:.2} USD/h", budget.name),
+        )
     };
     let api: Api<CostBudget> = Api::all(ctx.client.clone());
     let current = api.get(&budget.name).await?;
     let value = serde_json::to_value(&current)?;
-    let conds = value.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    let conds = value
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let now = conditions::now();
-    let conds = conditions::set(&conds, &Condition::yes("Ready", "Ready", "the budget is enforced"), &now);
+    let conds = conditions::set(
+        &conds,
+        &Condition::yes("Ready", "Ready", "the budget is enforced"),
+        &now,
+    );
     let conds = conditions::set(&conds, &exceeded, &now);
     let status = json!({"status": {"runRate": round(rate), "conditions": conds}});
-    api.patch_status(&budget.name, &PatchParams::default(), &Patch::Merge(&status)).await?;
+    api.patch_status(&budget.name, &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
     Ok(())
 }
 
@@ -251,7 +304,16 @@ fn update_gauges(ctx: &Context, snapshot: &Snapshot) {
     for node in snapshot.nodes.iter().filter(|n| n.pool.is_some()) {
         let pool = node.pool.clone().unwrap_or_default();
         let capacity_type = node.capacity_type.map(|c| c.as_str().to_string()).unwrap_or_default();
-        ctx.metrics.nodes.get_or_create(&PoolCapacity { nodepool: pool.clone(), capacity_type }).inc();
-        ctx.metrics.hourly_cost.get_or_create(&PoolLabel { nodepool: pool }).inc_by(node.price.unwrap_or(0.0));
+        ctx.metrics
+            .nodes
+            .get_or_create(&PoolCapacity {
+                nodepool: pool.clone(),
+                capacity_type,
+            })
+            .inc();
+        ctx.metrics
+            .hourly_cost
+            .get_or_create(&PoolLabel { nodepool: pool })
+            .inc_by(node.price.unwrap_or(0.0));
     }
 }

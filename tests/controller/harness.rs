@@ -93,7 +93,12 @@ impl Cluster {
             .with_test_writer()
             .try_init();
         let server = TestApiServer::start().await;
-        let crds = vec![NodePool::crd(), NodeClaim::crd(), CostBudget::crd(), purser::api::NodeClass::crd()];
+        let crds = vec![
+            NodePool::crd(),
+            NodeClaim::crd(),
+            CostBudget::crd(),
+            purser::api::NodeClass::crd(),
+        ];
         server.install_crds(&crds).expect("Purser's CRDs install");
         let client = server.client();
         let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
@@ -121,7 +126,11 @@ impl Cluster {
             ready_delay: Duration::from_millis(200),
             ..purser_kwok::KwokOptions::default()
         };
-        let cloud = Arc::new(purser_kwok::KwokProvider::new(client.clone(), catalog.to_spec(), options));
+        let cloud = Arc::new(purser_kwok::KwokProvider::new(
+            client.clone(),
+            catalog.to_spec(),
+            options,
+        ));
         let tasks = vec![tokio::spawn(cloud.kubelet().run(futures::future::pending::<()>()))];
         Cluster {
             server,
@@ -134,7 +143,8 @@ impl Cluster {
 
     /// Also recreate evicted ReplicaSet pods.
     pub fn with_replicasets(&mut self) {
-        self.tasks.push(tokio::spawn(super::scheduler::replace_evicted(self.client.clone())));
+        self.tasks
+            .push(tokio::spawn(super::scheduler::replace_evicted(self.client.clone())));
     }
 
     /// Start a controller with `settings` over `cloud`.
@@ -166,7 +176,10 @@ impl Cluster {
             + std::fmt::Debug,
     {
         let object: K = serde_json::from_value(value).expect("a valid object");
-        Api::<K>::all(self.client.clone()).create(&PostParams::default(), &object).await.expect("created")
+        Api::<K>::all(self.client.clone())
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("created")
     }
 
     /// Create a namespaced object from JSON (in its `metadata.namespace`).
@@ -180,7 +193,10 @@ impl Cluster {
     {
         let object: K = serde_json::from_value(value).expect("a valid object");
         let ns = object.meta().namespace.clone().unwrap_or_else(|| "default".into());
-        Api::<K>::namespaced(self.client.clone(), &ns).create(&PostParams::default(), &object).await.expect("created")
+        Api::<K>::namespaced(self.client.clone(), &ns)
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("created")
     }
 
     /// Create pods from (name, cpu, memory) in `namespace`.
@@ -192,17 +208,29 @@ impl Cluster {
 
     /// All pods.
     pub async fn all_pods(&self) -> Vec<Pod> {
-        Api::<Pod>::all(self.client.clone()).list(&ListParams::default()).await.expect("pods").items
+        Api::<Pod>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .expect("pods")
+            .items
     }
 
     /// All NodeClaims.
     pub async fn claims(&self) -> Vec<NodeClaim> {
-        Api::<NodeClaim>::all(self.client.clone()).list(&ListParams::default()).await.expect("claims").items
+        Api::<NodeClaim>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .expect("claims")
+            .items
     }
 
     /// All Nodes.
     pub async fn nodes(&self) -> Vec<Node> {
-        Api::<Node>::all(self.client.clone()).list(&ListParams::default()).await.expect("nodes").items
+        Api::<Node>::all(self.client.clone())
+            .list(&ListParams::default())
+            .await
+            .expect("nodes")
+            .items
     }
 
     /// Wait (up to `limit`) until `check` holds; panics with `what` otherwise.
@@ -224,13 +252,22 @@ impl Cluster {
     /// True when every pod is bound.
     pub async fn all_bound(&self) -> bool {
         let pods = self.all_pods().await;
-        !pods.is_empty() && pods.iter().all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+        !pods.is_empty()
+            && pods
+                .iter()
+                .all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
     }
 
     /// True when every pending pod has been marked unschedulable by the scheduler.
     pub async fn all_marked(&self, count: usize) -> bool {
         let pods = self.all_pods().await;
-        pods.len() == count && pods.iter().all(|p| p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| !c.is_empty()))
+        pods.len() == count
+            && pods.iter().all(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| !c.is_empty())
+            })
     }
 }
 

@@ -22,7 +22,13 @@ pub const MINUTE: Duration = Duration::from_secs(60);
 
 /// Fifty pods of five shapes.
 fn fifty_shapes(prefix: &str) -> Vec<(String, &'static str, &'static str)> {
-    let shapes = [("250m", "512Mi"), ("500m", "1Gi"), ("1", "2Gi"), ("2", "3Gi"), ("1500m", "6Gi")];
+    let shapes = [
+        ("250m", "512Mi"),
+        ("500m", "1Gi"),
+        ("1", "2Gi"),
+        ("2", "3Gi"),
+        ("1500m", "6Gi"),
+    ];
     (0..50)
         .map(|i| {
             let (cpu, mem) = shapes[i % shapes.len()];
@@ -61,12 +67,20 @@ async fn delete_pods(cluster: &Cluster, namespace: &str) {
 }
 
 /// Scenario `fifty_pending_pods_become_kwok_nodes_at_the_plans_cost_and_the_same_pods_again_launch_nothing`.
-pub async fn fifty_pending_pods_become_kwok_nodes_at_the_plans_cost_and_the_same_pods_again_launch_nothing(cluster: Cluster) {
+pub async fn fifty_pending_pods_become_kwok_nodes_at_the_plans_cost_and_the_same_pods_again_launch_nothing(
+    cluster: Cluster,
+) {
     cluster.apply::<NodePool>(nodepool("general", json!({}))).await;
     cluster.pods("default", &fifty_shapes("web")).await;
-    cluster.until("the scheduler marks 50 pods unschedulable", MINUTE, || cluster.all_marked(50)).await;
+    cluster
+        .until("the scheduler marks 50 pods unschedulable", MINUTE, || {
+            cluster.all_marked(50)
+        })
+        .await;
     let controller = cluster.controller(fast_settings("a"));
-    let took = cluster.until("all 50 pods are bound", 2 * MINUTE, || cluster.all_bound()).await;
+    let took = cluster
+        .until("all 50 pods are bound", 2 * MINUTE, || cluster.all_bound())
+        .await;
     eprintln!("50 pods bound in {took:?}");
 
     let claims = cluster.claims().await;
@@ -76,7 +90,11 @@ pub async fn fifty_pending_pods_become_kwok_nodes_at_the_plans_cost_and_the_same
     assert!(plan.unschedulable.is_empty());
     assert_eq!(claims.len(), plan.node_claims.len(), "one NodeClaim per planned node");
     let launched: f64 = claims.iter().map(claim_price).sum();
-    assert!((launched - plan.hourly_cost).abs() < 1e-3, "launched {launched} vs plan {}", plan.hourly_cost);
+    assert!(
+        (launched - plan.hourly_cost).abs() < 1e-3,
+        "launched {launched} vs plan {}",
+        plan.hourly_cost
+    );
     let instances = cluster.cloud.list().await.expect("instances");
     assert_eq!(instances.len(), claims.len(), "one instance per claim");
     let nodes = cluster.nodes().await;
@@ -89,9 +107,17 @@ pub async fn fifty_pending_pods_become_kwok_nodes_at_the_plans_cost_and_the_same
     assert!(nominated.len() >= 50, "every pod got a Nominated event");
 
     delete_pods(&cluster, "default").await;
-    cluster.until("the pods are gone", MINUTE, || async { cluster.all_pods().await.is_empty() }).await;
+    cluster
+        .until("the pods are gone", MINUTE, || async {
+            cluster.all_pods().await.is_empty()
+        })
+        .await;
     cluster.pods("default", &fifty_shapes("again")).await;
-    cluster.until("the same pods bind to the same nodes", 2 * MINUTE, || cluster.all_bound()).await;
+    cluster
+        .until("the same pods bind to the same nodes", 2 * MINUTE, || {
+            cluster.all_bound()
+        })
+        .await;
     assert_eq!(cluster.claims().await.len(), claims.len(), "nothing new launched");
     assert_eq!(cluster.cloud.list().await.expect("instances").len(), claims.len());
     controller.stop().await;
@@ -134,13 +160,19 @@ impl CloudProvider for Stalling {
 async fn crash_and_restart(cluster: Cluster, launch_first: bool) {
     cluster.apply::<NodePool>(nodepool("general", json!({}))).await;
     cluster.pods("default", &fifty_shapes("job")[..8]).await;
-    cluster.until("the scheduler marks the pods", MINUTE, || cluster.all_marked(8)).await;
+    cluster
+        .until("the scheduler marks the pods", MINUTE, || cluster.all_marked(8))
+        .await;
     let stalling = Arc::new(Stalling {
         inner: cluster.cloud.clone(),
         launch_first,
     });
     let first = cluster.controller_with(fast_settings("first"), stalling);
-    cluster.until("NodeClaims are created", MINUTE, || async { !cluster.claims().await.is_empty() }).await;
+    cluster
+        .until("NodeClaims are created", MINUTE, || async {
+            !cluster.claims().await.is_empty()
+        })
+        .await;
     let expected = cluster.claims().await.len();
     if launch_first {
         cluster
@@ -152,10 +184,19 @@ async fn crash_and_restart(cluster: Cluster, launch_first: bool) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     first.kill();
     let claims = cluster.claims().await;
-    assert!(claims.iter().all(|c| c.status.as_ref().and_then(|s| s.provider_id.as_ref()).is_none()), "no launch was recorded before the crash");
+    assert!(
+        claims
+            .iter()
+            .all(|c| c.status.as_ref().and_then(|s| s.provider_id.as_ref()).is_none()),
+        "no launch was recorded before the crash"
+    );
 
     let second = cluster.controller(fast_settings("second"));
-    cluster.until("every pod is bound after the restart", 2 * MINUTE, || cluster.all_bound()).await;
+    cluster
+        .until("every pod is bound after the restart", 2 * MINUTE, || {
+            cluster.all_bound()
+        })
+        .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let claims = cluster.claims().await;
     let instances = cluster.cloud.list().await.expect("instances");
@@ -165,9 +206,16 @@ async fn crash_and_restart(cluster: Cluster, launch_first: bool) {
     for i in &instances {
         *per_claim.entry(i.node_claim.clone()).or_default() += 1;
     }
-    assert!(per_claim.values().all(|&n| n == 1), "one instance per claim: {per_claim:?}");
+    assert!(
+        per_claim.values().all(|&n| n == 1),
+        "one instance per claim: {per_claim:?}"
+    );
     for claim in &claims {
-        let id = claim.status.as_ref().and_then(|s| s.provider_id.clone()).expect("launched");
+        let id = claim
+            .status
+            .as_ref()
+            .and_then(|s| s.provider_id.clone())
+            .expect("launched");
         assert!(instances.iter().any(|i| i.provider_id == id));
     }
     second.stop().await;
@@ -190,7 +238,9 @@ pub async fn two_replicas_one_acts_and_the_other_takes_over_when_it_dies(cluster
     tokio::time::sleep(Duration::from_secs(1)).await;
     let b = cluster.controller(fast_settings("replica-b"));
     cluster.pods("default", &fifty_shapes("one")[..5]).await;
-    cluster.until("the first pods are bound", MINUTE, || cluster.all_bound()).await;
+    cluster
+        .until("the first pods are bound", MINUTE, || cluster.all_bound())
+        .await;
     let (leader, follower) = if a.ctx.decisions().is_empty() { (b, a) } else { (a, b) };
     assert!(!leader.ctx.decisions().is_empty());
     assert!(follower.ctx.decisions().is_empty(), "exactly one replica acts");
@@ -198,7 +248,11 @@ pub async fn two_replicas_one_acts_and_the_other_takes_over_when_it_dies(cluster
     leader.kill();
     let started = std::time::Instant::now();
     cluster.pods("default", &fifty_shapes("two")[..5]).await;
-    cluster.until("the other replica provisions the new pods", MINUTE, || cluster.all_bound()).await;
+    cluster
+        .until("the other replica provisions the new pods", MINUTE, || {
+            cluster.all_bound()
+        })
+        .await;
     let failover = started.elapsed();
     eprintln!("failover and provisioning took {failover:?}");
     assert!(!follower.ctx.decisions().is_empty(), "the follower took over");
@@ -233,23 +287,51 @@ pub async fn a_budget_that_binds_leaves_pods_pending_with_an_event_naming_it(clu
 pub async fn bad_objects_get_a_condition_and_an_event_while_the_rest_is_served(cluster: Cluster) {
     cluster.apply::<NodePool>(nodepool("general", json!({}))).await;
     cluster
-        .apply::<NodePool>(nodepool("classless", json!({"spec": {"weight": 100, "template": {"spec": {
-            "nodeClassRef": {"group": "purser.dev", "kind": "NodeClass", "name": "missing"}}}}})))
+        .apply::<NodePool>(nodepool(
+            "classless",
+            json!({"spec": {"weight": 100, "template": {"spec": {
+            "nodeClassRef": {"group": "purser.dev", "kind": "NodeClass", "name": "missing"}}}}}),
+        ))
         .await;
     let controller = cluster.controller(fast_settings("a"));
     cluster.pods("default", &fifty_shapes("ok")[..3]).await;
-    cluster.until("the valid pool serves the pods", MINUTE, || cluster.all_bound()).await;
-    let claims = cluster.claims().await;
-    assert!(claims.iter().all(|c| c.metadata.labels.as_ref().and_then(|l| l.get("purser.dev/nodepool")).map(String::as_str) == Some("general")));
     cluster
-        .until("the pool without a NodeClass is not Ready, with an event", MINUTE, || async {
-            let pool = Api::<NodePool>::all(cluster.client.clone()).get("classless").await.expect("pool");
-            let value = serde_json::to_value(&pool).unwrap_or_default();
-            let ready = value.pointer("/status/conditions").and_then(|c| c.as_array()).cloned().unwrap_or_default();
-            let not_ready = ready.iter().any(|c| c["type"] == "Ready" && c["status"] == "False" && c["reason"] == "NodeClassNotFound");
-            let event = events_for(&cluster, "InvalidSpec").await.iter().any(|e| e.note.as_deref().unwrap_or("").contains("missing"));
-            not_ready && event
-        })
+        .until("the valid pool serves the pods", MINUTE, || cluster.all_bound())
+        .await;
+    let claims = cluster.claims().await;
+    assert!(claims.iter().all(|c| {
+        c.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("purser.dev/nodepool"))
+            .map(String::as_str)
+            == Some("general")
+    }));
+    cluster
+        .until(
+            "the pool without a NodeClass is not Ready, with an event",
+            MINUTE,
+            || async {
+                let pool = Api::<NodePool>::all(cluster.client.clone())
+                    .get("classless")
+                    .await
+                    .expect("pool");
+                let value = serde_json::to_value(&pool).unwrap_or_default();
+                let ready = value
+                    .pointer("/status/conditions")
+                    .and_then(|c| c.as_array())
+                    .cloned()
+                    .unwrap_or_default();
+                let not_ready = ready
+                    .iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "False" && c["reason"] == "NodeClassNotFound");
+                let event = events_for(&cluster, "InvalidSpec")
+                    .await
+                    .iter()
+                    .any(|e| e.note.as_deref().unwrap_or("").contains("missing"));
+                not_ready && event
+            },
+        )
         .await;
     assert!(controller.is_running(), "nothing crashed");
     controller.stop().await;
@@ -260,7 +342,9 @@ pub async fn an_unreachable_api_server_is_survived_without_duplicate_launches(cl
     cluster.apply::<NodePool>(nodepool("general", json!({}))).await;
     let controller = cluster.controller(fast_settings("a"));
     cluster.pods("default", &fifty_shapes("pre")[..4]).await;
-    cluster.until("the first pods are bound", MINUTE, || cluster.all_bound()).await;
+    cluster
+        .until("the first pods are bound", MINUTE, || cluster.all_bound())
+        .await;
     let before = cluster.claims().await.len();
     let Some(server) = &cluster.server else {
         eprintln!("skipped: an outage needs the in-process API server");
@@ -270,7 +354,11 @@ pub async fn an_unreachable_api_server_is_survived_without_duplicate_launches(cl
     tokio::time::sleep(Duration::from_secs(3)).await;
     server.set_available(true);
     cluster.pods("default", &fifty_shapes("post")[..4]).await;
-    cluster.until("pods created after the outage are bound", 2 * MINUTE, || cluster.all_bound()).await;
+    cluster
+        .until("pods created after the outage are bound", 2 * MINUTE, || {
+            cluster.all_bound()
+        })
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let claims = cluster.claims().await.len();
     let instances = cluster.cloud.list().await.expect("instances").len();
@@ -283,7 +371,10 @@ pub async fn an_unreachable_api_server_is_survived_without_duplicate_launches(cl
 /// Scenario `an_empty_node_is_removed_after_its_ttl`.
 pub async fn an_empty_node_is_removed_after_its_ttl(cluster: Cluster) {
     cluster
-        .apply::<NodePool>(nodepool("general", json!({"spec": {"disruption": {"consolidateAfter": "2s", "budgets": [{"nodes": "100%"}]}}})))
+        .apply::<NodePool>(nodepool(
+            "general",
+            json!({"spec": {"disruption": {"consolidateAfter": "2s", "budgets": [{"nodes": "100%"}]}}}),
+        ))
         .await;
     let mut settings = fast_settings("a");
     settings.disruption_interval = Duration::from_secs(1);
@@ -299,7 +390,10 @@ pub async fn an_empty_node_is_removed_after_its_ttl(cluster: Cluster) {
         .await;
     eprintln!("empty node removed {took:?} after its pod left");
     assert!(took >= Duration::from_secs(2), "not before consolidateAfter");
-    assert!(cluster.cloud.list().await.expect("instances").is_empty(), "the instance is terminated");
+    assert!(
+        cluster.cloud.list().await.expect("instances").is_empty(),
+        "the instance is terminated"
+    );
     controller.stop().await;
 }
 
@@ -313,12 +407,15 @@ async fn staged_nodes(cluster: &Cluster, count: usize, held: bool) {
             small["metadata"]["labels"]["protected"] = json!("yes");
             for p in [&mut small, &mut big] {
                 p["spec"]["nodeSelector"] = json!({"purser.dev/nodepool": "held"});
-                p["spec"]["tolerations"] = json!([{"key": "dedicated", "operator": "Equal", "value": "held", "effect": "NoSchedule"}]);
+                p["spec"]["tolerations"] =
+                    json!([{"key": "dedicated", "operator": "Equal", "value": "held", "effect": "NoSchedule"}]);
             }
         }
         cluster.apply_ns::<Pod>(small).await;
         cluster.apply_ns::<Pod>(big).await;
-        cluster.until("the stage is bound", MINUTE, || cluster.all_bound()).await;
+        cluster
+            .until("the stage is bound", MINUTE, || cluster.all_bound())
+            .await;
     }
 }
 
@@ -327,8 +424,11 @@ pub async fn consolidation_replaces_three_underused_nodes_launching_first_and_a_
     let mut cluster = cluster;
     cluster.with_replicasets();
     cluster
-        .apply::<NodePool>(nodepool("general", json!({"spec": {"disruption": {"consolidateAfter": "1s",
-            "consolidationPolicy": "WhenEmptyOrUnderutilized", "budgets": [{"nodes": "100%"}]}}})))
+        .apply::<NodePool>(nodepool(
+            "general",
+            json!({"spec": {"disruption": {"consolidateAfter": "1s",
+            "consolidationPolicy": "WhenEmptyOrUnderutilized", "budgets": [{"nodes": "100%"}]}}}),
+        ))
         .await;
     cluster
         .apply_ns::<PodDisruptionBudget>(json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
@@ -341,12 +441,19 @@ pub async fn consolidation_replaces_three_underused_nodes_launching_first_and_a_
         .await;
     let setup = cluster.controller(fast_settings("setup"));
     staged_nodes(&cluster, 4, true).await;
-    let before: Vec<String> = cluster.nodes().await.into_iter().filter_map(|n| n.metadata.name).collect();
+    let before: Vec<String> = cluster
+        .nodes()
+        .await
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
     assert_eq!(before.len(), 4, "four staged nodes");
     setup.stop().await;
     for i in 0..4 {
         let api: Api<Pod> = Api::namespaced(cluster.client.clone(), "default");
-        api.delete(&format!("big-{i}"), &DeleteParams::default()).await.expect("delete");
+        api.delete(&format!("big-{i}"), &DeleteParams::default())
+            .await
+            .expect("delete");
     }
     let held_node = cluster
         .all_pods()
@@ -362,17 +469,36 @@ pub async fn consolidation_replaces_three_underused_nodes_launching_first_and_a_
     let controller = cluster.controller(settings);
     cluster
         .until("three underused nodes are replaced", 2 * MINUTE, || async {
-            let names: Vec<String> = cluster.nodes().await.into_iter().filter_map(|n| n.metadata.name).collect();
+            let names: Vec<String> = cluster
+                .nodes()
+                .await
+                .into_iter()
+                .filter_map(|n| n.metadata.name)
+                .collect();
             let old_left = before.iter().filter(|n| names.contains(n)).count();
             old_left == 1 && cluster.all_bound().await
         })
         .await;
-    let nodes: Vec<String> = cluster.nodes().await.into_iter().filter_map(|n| n.metadata.name).collect();
-    assert!(nodes.contains(&held_node), "the PDB with maxUnavailable 0 holds its node");
+    let nodes: Vec<String> = cluster
+        .nodes()
+        .await
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect();
+    assert!(
+        nodes.contains(&held_node),
+        "the PDB with maxUnavailable 0 holds its node"
+    );
     assert!(nodes.len() <= 2, "three nodes became at most one: {nodes:?}");
     let order = order.await.expect("the order watcher");
-    let (initialized, evicted) = (order.0.expect("a replacement initialized"), order.1.expect("a small pod was evicted"));
-    assert!(initialized <= evicted, "the replacement was initialized ({initialized:?}) before the first eviction ({evicted:?})");
+    let (initialized, evicted) = (
+        order.0.expect("a replacement initialized"),
+        order.1.expect("a small pod was evicted"),
+    );
+    assert!(
+        initialized <= evicted,
+        "the replacement was initialized ({initialized:?}) before the first eviction ({evicted:?})"
+    );
     controller.stop().await;
 }
 
@@ -382,17 +508,33 @@ async fn watch_order(client: kube::Client, before: Vec<String>) -> (Option<Durat
     let start = std::time::Instant::now();
     let (mut initialized, mut evicted) = (None, None);
     while start.elapsed() < 2 * MINUTE && (initialized.is_none() || evicted.is_none()) {
-        let claims = Api::<NodeClaim>::all(client.clone()).list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+        let claims = Api::<NodeClaim>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
         let new_ready = claims.iter().any(|c| {
             let value = serde_json::to_value(c).unwrap_or_default();
             let node = value.pointer("/status/nodeName").and_then(|n| n.as_str()).unwrap_or("");
-            let ready = value.pointer("/status/conditions").and_then(|c| c.as_array()).cloned().unwrap_or_default();
-            !node.is_empty() && !before.iter().any(|b| b == node) && ready.iter().any(|c| c["type"] == "Initialized" && c["status"] == "True")
+            let ready = value
+                .pointer("/status/conditions")
+                .and_then(|c| c.as_array())
+                .cloned()
+                .unwrap_or_default();
+            !node.is_empty()
+                && !before.iter().any(|b| b == node)
+                && ready
+                    .iter()
+                    .any(|c| c["type"] == "Initialized" && c["status"] == "True")
         });
         if new_ready && initialized.is_none() {
             initialized = Some(start.elapsed());
         }
-        let pods = Api::<Pod>::namespaced(client.clone(), "default").list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+        let pods = Api::<Pod>::namespaced(client.clone(), "default")
+            .list(&ListParams::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
         let names: Vec<String> = pods.into_iter().filter_map(|p| p.metadata.name).collect();
         if evicted.is_none() && (0..3).any(|i| !names.contains(&format!("small-{i}"))) {
             evicted = Some(start.elapsed());

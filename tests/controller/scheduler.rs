@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use purser::api::NodeClaim;
 use serde_json::json;
 
@@ -55,11 +55,14 @@ async fn pass(client: &Client) -> Result<(), kube::Error> {
             if pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") {
                 let status = json!({"status": {"phase": "Running", "conditions": [
                     {"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}]}});
-                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await?;
+                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                    .await?;
             }
             continue;
         }
-        let target = nominations.get(&format!("{ns}/{name}")).and_then(|n| resolve(n, &claims));
+        let target = nominations
+            .get(&format!("{ns}/{name}"))
+            .and_then(|n| resolve(n, &claims));
         match target {
             Some(node) if nodes.get(&node).is_some_and(schedulable) => bind(&api, &name, &ns, &node).await?,
             Some(_) => {}
@@ -78,12 +81,23 @@ async fn nominations(client: &Client) -> Result<HashMap<String, String>, kube::E
             continue;
         }
         let Some(r) = e.regarding.as_ref() else { continue };
-        let key = format!("{}/{}", r.namespace.clone().unwrap_or_default(), r.name.clone().unwrap_or_default());
+        let key = format!(
+            "{}/{}",
+            r.namespace.clone().unwrap_or_default(),
+            r.name.clone().unwrap_or_default()
+        );
         let note = e.note.clone().unwrap_or_default();
-        let Some(target) = note.strip_prefix("Pod should schedule on: ") else { continue };
+        let Some(target) = note.strip_prefix("Pod should schedule on: ") else {
+            continue;
+        };
         let target = target.split_whitespace().next().unwrap_or_default().to_string();
         // The test API server's resourceVersions count up: the highest is the latest Event.
-        let version: u64 = e.metadata.resource_version.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+        let version: u64 = e
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         if latest.get(&key).is_none_or(|(v, _)| version >= *v) {
             latest.insert(key, (version, target));
         }
@@ -154,7 +168,8 @@ async fn mark_unschedulable(api: &Api<Pod>, pod: &Pod) -> Result<(), kube::Error
         "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
         "message": "0/0 nodes are available"}]}});
     let name = pod.metadata.name.clone().unwrap_or_default();
-    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await?;
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
     Ok(())
 }
 
@@ -166,12 +181,29 @@ pub async fn replace_evicted(client: Client) {
     let mut generation = 0u64;
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let Ok(list) = pods.list(&ListParams::default()).await else { continue };
+        let Ok(list) = pods.list(&ListParams::default()).await else {
+            continue;
+        };
         let now: HashMap<String, Pod> = list
             .items
             .into_iter()
-            .filter(|p| p.metadata.owner_references.iter().flatten().any(|o| o.kind == "ReplicaSet"))
-            .map(|p| (format!("{}/{}", p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default()), p))
+            .filter(|p| {
+                p.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.kind == "ReplicaSet")
+            })
+            .map(|p| {
+                (
+                    format!(
+                        "{}/{}",
+                        p.metadata.namespace.clone().unwrap_or_default(),
+                        p.metadata.name.clone().unwrap_or_default()
+                    ),
+                    p,
+                )
+            })
             .collect();
         for (key, gone) in known.iter().filter(|(k, _)| !now.contains_key(*k)) {
             generation += 1;
@@ -190,7 +222,9 @@ pub async fn replace_evicted(client: Client) {
                 spec.node_name = None;
             }
             let ns = fresh.metadata.namespace.clone().unwrap_or_default();
-            let _ = Api::<Pod>::namespaced(client.clone(), &ns).create(&PostParams::default(), &fresh).await;
+            let _ = Api::<Pod>::namespaced(client.clone(), &ns)
+                .create(&PostParams::default(), &fresh)
+                .await;
         }
         known = now;
     }

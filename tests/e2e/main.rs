@@ -19,21 +19,30 @@ fn enabled() -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_pending_pods_become_kwok_nodes_at_the_plans_cost_and_the_same_pods_again_launch_nothing() {
     if enabled() {
-        scenarios::fifty_pending_pods_become_kwok_nodes_at_the_plans_cost_and_the_same_pods_again_launch_nothing(Cluster::from_kubeconfig().await).await;
+        scenarios::fifty_pending_pods_become_kwok_nodes_at_the_plans_cost_and_the_same_pods_again_launch_nothing(
+            Cluster::from_kubeconfig().await,
+        )
+        .await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_claim_created_and_instance_launched_leaves_no_duplicate() {
     if enabled() {
-        scenarios::a_crash_between_claim_created_and_instance_launched_leaves_no_duplicate(Cluster::from_kubeconfig().await).await;
+        scenarios::a_crash_between_claim_created_and_instance_launched_leaves_no_duplicate(
+            Cluster::from_kubeconfig().await,
+        )
+        .await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_instance_launched_and_node_registered_leaves_no_duplicate() {
     if enabled() {
-        scenarios::a_crash_between_instance_launched_and_node_registered_leaves_no_duplicate(Cluster::from_kubeconfig().await).await;
+        scenarios::a_crash_between_instance_launched_and_node_registered_leaves_no_duplicate(
+            Cluster::from_kubeconfig().await,
+        )
+        .await;
     }
 }
 
@@ -47,21 +56,24 @@ async fn two_replicas_one_acts_and_the_other_takes_over_when_it_dies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_that_binds_leaves_pods_pending_with_an_event_naming_it() {
     if enabled() {
-        scenarios::a_budget_that_binds_leaves_pods_pending_with_an_event_naming_it(Cluster::from_kubeconfig().await).await;
+        scenarios::a_budget_that_binds_leaves_pods_pending_with_an_event_naming_it(Cluster::from_kubeconfig().await)
+            .await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_objects_get_a_condition_and_an_event_while_the_rest_is_served() {
     if enabled() {
-        scenarios::bad_objects_get_a_condition_and_an_event_while_the_rest_is_served(Cluster::from_kubeconfig().await).await;
+        scenarios::bad_objects_get_a_condition_and_an_event_while_the_rest_is_served(Cluster::from_kubeconfig().await)
+            .await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_api_server_is_survived_without_duplicate_launches() {
     if enabled() {
-        scenarios::an_unreachable_api_server_is_survived_without_duplicate_launches(Cluster::from_kubeconfig().await).await;
+        scenarios::an_unreachable_api_server_is_survived_without_duplicate_launches(Cluster::from_kubeconfig().await)
+            .await;
     }
 }
 
@@ -75,6 +87,9 @@ async fn an_empty_node_is_removed_after_its_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consolidation_replaces_three_underused_nodes_launching_first_and_a_pdb_holds_a_fourth() {
     if enabled() {
-        scenarios::consolidation_replaces_three_underused_nodes_launching_first_and_a_pdb_holds_a_fourth(Cluster::from_kubeconfig().await).await;
+        scenarios::consolidation_replaces_three_underused_nodes_launching_first_and_a_pdb_holds_a_fourth(
+            Cluster::from_kubeconfig().await,
+        )
+        .await;
     }
 }
