@@ -379,7 +379,8 @@ mod tests {
 
     #[test]
     fn missing_fields_are_named() {
-        let cases: [(fn(&mut LaunchRequest), &str); 3] = [
+        type Case = (fn(&mut LaunchRequest), &'static str);
+        let cases: [Case; 3] = [
             (|r: &mut LaunchRequest| r.node_claim.clear(), "nodeClaim"),
             (|r: &mut LaunchRequest| r.instance_types.clear(), "instanceTypes"),
             (|r: &mut LaunchRequest| r.capacity_type.clear(), "capacityType"),
