@@ -28,7 +28,7 @@ impl Batch {
     /// Wait for a trigger, then until the batch closes.
     pub async fn wait(&self, notify: &Notify) {
         notify.notified().await;
-        let first = Instant::now();
+        let first = tokio::time::Instant::now();
         loop {
             let left = self.max.saturating_sub(first.elapsed());
             if left.is_zero() {

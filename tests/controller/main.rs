@@ -77,3 +77,19 @@ async fn consolidation_replaces_three_underused_nodes_launching_first_and_a_pdb_
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offering_without_capacity_is_marked_unavailable_and_the_next_plan_avoids_it() {
+    scenarios::an_offering_without_capacity_is_marked_unavailable_and_the_next_plan_avoids_it(
+        Cluster::start(Duration::from_millis(200)).await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_does_not_register_in_time_is_terminated_and_replaced() {
+    scenarios::a_node_that_does_not_register_in_time_is_terminated_and_replaced(
+        Cluster::start(Duration::from_millis(200)).await,
+    )
+    .await;
+}

@@ -543,3 +543,211 @@ async fn watch_order(client: kube::Client, before: Vec<String>) -> (Option<Durat
     }
     (initialized, evicted)
 }
+
+/// The offering a launch request asks for first: (instance type, zone, capacity type).
+fn first_offering(request: &LaunchRequest) -> (String, String, String) {
+    (
+        request.instance_types.first().cloned().unwrap_or_default(),
+        request.zones.first().cloned().unwrap_or_default(),
+        request.capacity_type.clone(),
+    )
+}
+
+/// The offering a claim's status says it runs on.
+fn claim_offering(claim: &NodeClaim) -> Option<(String, String, String)> {
+    let status = serde_json::to_value(claim.status.as_ref()?).ok()?;
+    let field = |k: &str| status.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    Some((field("instanceType")?, field("zone")?, field("capacityType")?))
+}
+
+/// A cloud with no capacity for the first offering it is asked for (then or ever after).
+struct NoCapacity {
+    inner: Arc<dyn CloudProvider>,
+    refused: std::sync::Mutex<Option<(String, String, String)>>,
+    refusals: std::sync::atomic::AtomicUsize,
+}
+
+impl CloudProvider for NoCapacity {
+    fn name(&self) -> &str {
+        "no-capacity"
+    }
+    fn create(&self, request: LaunchRequest) -> BoxFuture<'_, Result<Instance, CloudError>> {
+        Box::pin(async move {
+            let asked = first_offering(&request);
+            let refuse = {
+                let mut refused = self.refused.lock().expect("lock");
+                refused.get_or_insert_with(|| asked.clone()) == &asked
+            };
+            if refuse {
+                self.refusals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                return Err(CloudError::InsufficientCapacity {
+                    instance_type: asked.0,
+                    zone: asked.1,
+                    capacity_type: asked.2,
+                });
+            }
+            self.inner.create(request).await
+        })
+    }
+    fn get(&self, id: String) -> BoxFuture<'_, Result<Instance, CloudError>> {
+        self.inner.get(id)
+    }
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Instance>, CloudError>> {
+        self.inner.list()
+    }
+    fn delete(&self, id: String) -> BoxFuture<'_, Result<(), CloudError>> {
+        self.inner.delete(id)
+    }
+    fn instance_types(&self) -> BoxFuture<'_, Result<CatalogFile, CloudError>> {
+        self.inner.instance_types()
+    }
+}
+
+/// Scenario `an_offering_without_capacity_is_marked_unavailable_and_the_next_plan_avoids_it`.
+pub async fn an_offering_without_capacity_is_marked_unavailable_and_the_next_plan_avoids_it(cluster: Cluster) {
+    cluster.apply::<NodePool>(nodepool("general", json!({}))).await;
+    let cloud = Arc::new(NoCapacity {
+        inner: cluster.cloud.clone(),
+        refused: std::sync::Mutex::new(None),
+        refusals: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let controller = cluster.controller_with(fast_settings("a"), cloud.clone());
+    cluster.pods("default", &fifty_shapes("ice")[..6]).await;
+    cluster
+        .until("every pod is bound despite the refusal", 2 * MINUTE, || cluster.all_bound())
+        .await;
+    let refused = cloud.refused.lock().expect("lock").clone().expect("a launch was refused");
+    let first_refusals = cloud.refusals.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        cloud.refusals.load(std::sync::atomic::Ordering::SeqCst),
+        first_refusals,
+        "no later plan asked for the refused offering again"
+    );
+    let claims = cluster.claims().await;
+    assert!(!claims.is_empty());
+    for claim in &claims {
+        assert_ne!(claim_offering(claim).as_ref(), Some(&refused), "a claim runs on the refused offering");
+    }
+    let events = events_for(&cluster, "InsufficientCapacity").await;
+    assert!(
+        events.iter().any(|e| e.note.as_deref().unwrap_or("").contains(&refused.0)),
+        "an Event names the refused instance type"
+    );
+    assert_eq!(
+        cluster.cloud.list().await.expect("instances").len(),
+        claims.len(),
+        "one instance per claim, none for the refused launches"
+    );
+    controller.stop().await;
+}
+
+/// A cloud whose first launch succeeds but never becomes a Node (the instance exists; its
+/// kubelet never joins).
+struct NeverJoins {
+    inner: Arc<dyn CloudProvider>,
+    ghost: std::sync::Mutex<Option<Instance>>,
+    terminated: std::sync::Mutex<Vec<String>>,
+}
+
+impl CloudProvider for NeverJoins {
+    fn name(&self) -> &str {
+        "never-joins"
+    }
+    fn create(&self, request: LaunchRequest) -> BoxFuture<'_, Result<Instance, CloudError>> {
+        Box::pin(async move {
+            let ghost = {
+                let mut ghost = self.ghost.lock().expect("lock");
+                if ghost.is_some() {
+                    None
+                } else {
+                    let (instance_type, zone, capacity_type) = first_offering(&request);
+                    let instance = Instance {
+                        provider_id: format!("kwok://ghost-{}", request.node_claim),
+                        instance_type,
+                        zone,
+                        capacity_type,
+                        node_claim: request.node_claim.clone(),
+                    };
+                    *ghost = Some(instance.clone());
+                    Some(instance)
+                }
+            };
+            match ghost {
+                Some(instance) => Ok(instance),
+                None => self.inner.create(request).await,
+            }
+        })
+    }
+    fn get(&self, id: String) -> BoxFuture<'_, Result<Instance, CloudError>> {
+        Box::pin(async move {
+            let ghost = self.ghost.lock().expect("lock").clone();
+            let gone = self.terminated.lock().expect("lock").contains(&id);
+            match ghost {
+                Some(g) if g.provider_id == id && !gone => Ok(g),
+                _ => self.inner.get(id).await,
+            }
+        })
+    }
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Instance>, CloudError>> {
+        Box::pin(async move {
+            let mut all = self.inner.list().await?;
+            let ghost = self.ghost.lock().expect("lock").clone();
+            let terminated = self.terminated.lock().expect("lock").clone();
+            all.extend(ghost.filter(|g| !terminated.contains(&g.provider_id)));
+            Ok(all)
+        })
+    }
+    fn delete(&self, id: String) -> BoxFuture<'_, Result<(), CloudError>> {
+        Box::pin(async move {
+            let is_ghost = self.ghost.lock().expect("lock").as_ref().is_some_and(|g| g.provider_id == id);
+            if is_ghost {
+                self.terminated.lock().expect("lock").push(id);
+                return Ok(());
+            }
+            self.inner.delete(id).await
+        })
+    }
+    fn instance_types(&self) -> BoxFuture<'_, Result<CatalogFile, CloudError>> {
+        self.inner.instance_types()
+    }
+}
+
+/// Scenario `a_node_that_does_not_register_in_time_is_terminated_and_replaced`.
+pub async fn a_node_that_does_not_register_in_time_is_terminated_and_replaced(cluster: Cluster) {
+    cluster.apply::<NodePool>(nodepool("general", json!({}))).await;
+    let cloud = Arc::new(NeverJoins {
+        inner: cluster.cloud.clone(),
+        ghost: std::sync::Mutex::new(None),
+        terminated: std::sync::Mutex::new(vec![]),
+    });
+    let mut settings = fast_settings("a");
+    settings.registration_ttl = Duration::from_secs(3);
+    let controller = cluster.controller_with(settings, cloud.clone());
+    cluster.pods("default", &[("late".to_string(), "1", "2Gi")]).await;
+    let took = cluster
+        .until("the pod is bound on a replacement", 2 * MINUTE, || cluster.all_bound())
+        .await;
+    let ghost = cloud.ghost.lock().expect("lock").clone().expect("the first launch was a ghost");
+    assert!(took >= Duration::from_secs(3), "not replaced before the registration TTL: {took:?}");
+    assert_eq!(
+        cloud.terminated.lock().expect("lock").clone(),
+        vec![ghost.provider_id.clone()],
+        "the instance that never joined was terminated, once"
+    );
+    let claims = cluster.claims().await;
+    assert_eq!(claims.len(), 1, "one claim left: the replacement");
+    assert_ne!(
+        claims[0].metadata.name.as_deref(),
+        Some(ghost.node_claim.as_str()),
+        "the claim that never registered is gone"
+    );
+    assert_ne!(
+        claim_offering(&claims[0]),
+        Some((ghost.instance_type.clone(), ghost.zone.clone(), ghost.capacity_type.clone())),
+        "the replacement avoids the offering that failed to register"
+    );
+    let events = events_for(&cluster, "RegistrationTimeout").await;
+    assert!(!events.is_empty(), "an Event says the node did not register");
+    controller.stop().await;
+}
