@@ -130,6 +130,14 @@ impl RecentClaims {
         }
     }
 
+    /// Forget a claim that is being deleted, so it never comes back as capacity once the watch
+    /// cache has dropped it.
+    pub fn forget(&self, name: &str) {
+        if let Ok(mut claims) = self.claims.lock() {
+            claims.retain(|(_, c)| c.pointer("/metadata/name").and_then(Value::as_str) != Some(name));
+        }
+    }
+
     /// Claims still not in `known` (names the watch cache has), forgetting the others.
     pub fn missing_from(&self, known: &dyn Fn(&str) -> bool) -> Vec<Value> {
         let Ok(mut claims) = self.claims.lock() else {
@@ -151,4 +159,45 @@ pub fn node_labels(claim: &NodeClaim) -> BTreeMap<String, String> {
         labels.insert(NODECLAIM_LABEL.into(), name.clone());
     }
     labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str) -> NodeClaim {
+        NodeClaim {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            spec: NodeClaimSpec::default(),
+            status: None,
+        }
+    }
+
+    fn names(values: Vec<Value>) -> Vec<String> {
+        values
+            .iter()
+            .filter_map(|v| v.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn a_recent_claim_counts_until_the_cache_has_it_and_a_forgotten_one_never_comes_back() {
+        let recent = RecentClaims::default();
+        recent.add(&named("a"));
+        recent.add(&named("b"));
+        assert_eq!(names(recent.missing_from(&|_| false)), ["a", "b"]);
+        recent.forget("a");
+        assert_eq!(names(recent.missing_from(&|_| false)), ["b"]);
+        assert!(
+            recent.missing_from(&|n| n == "b").is_empty(),
+            "seen in the cache: dropped"
+        );
+        assert!(
+            recent.missing_from(&|_| false).is_empty(),
+            "and not back once the cache drops it"
+        );
+    }
 }

@@ -73,6 +73,7 @@ pub async fn reconcile(claim: Arc<NodeClaim>, ctx: Arc<Context>) -> Result<Actio
     let api: Api<NodeClaim> = Api::all(ctx.client.clone());
     let finalizers = claim.metadata.finalizers.clone().unwrap_or_default();
     if claim.metadata.deletion_timestamp.is_some() {
+        ctx.recent_claims.forget(&name);
         if !finalizers.iter().any(|f| f == TERMINATION_FINALIZER) {
             return Ok(Action::await_change());
         }
@@ -276,6 +277,7 @@ async fn give_up(
     let name = claim.metadata.name.clone().unwrap_or_default();
     tracing::warn!(claim = %name, reason, note, "deleting the claim");
     ctx.events.warning(&claim_ref(&name), reason, "Launch", note).await;
+    ctx.recent_claims.forget(&name);
     match api.delete(&name, &DeleteParams::default()).await {
         Ok(_) => {}
         Err(kube::Error::Api(s)) if s.code == 404 => {}

@@ -614,9 +614,16 @@ pub async fn an_offering_without_capacity_is_marked_unavailable_and_the_next_pla
     let controller = cluster.controller_with(fast_settings("a"), cloud.clone());
     cluster.pods("default", &fifty_shapes("ice")[..6]).await;
     cluster
-        .until("every pod is bound despite the refusal", 2 * MINUTE, || cluster.all_bound())
+        .until("every pod is bound despite the refusal", 2 * MINUTE, || {
+            cluster.all_bound()
+        })
         .await;
-    let refused = cloud.refused.lock().expect("lock").clone().expect("a launch was refused");
+    let refused = cloud
+        .refused
+        .lock()
+        .expect("lock")
+        .clone()
+        .expect("a launch was refused");
     let first_refusals = cloud.refusals.load(std::sync::atomic::Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -627,11 +634,17 @@ pub async fn an_offering_without_capacity_is_marked_unavailable_and_the_next_pla
     let claims = cluster.claims().await;
     assert!(!claims.is_empty());
     for claim in &claims {
-        assert_ne!(claim_offering(claim).as_ref(), Some(&refused), "a claim runs on the refused offering");
+        assert_ne!(
+            claim_offering(claim).as_ref(),
+            Some(&refused),
+            "a claim runs on the refused offering"
+        );
     }
     let events = events_for(&cluster, "InsufficientCapacity").await;
     assert!(
-        events.iter().any(|e| e.note.as_deref().unwrap_or("").contains(&refused.0)),
+        events
+            .iter()
+            .any(|e| e.note.as_deref().unwrap_or("").contains(&refused.0)),
         "an Event names the refused instance type"
     );
     assert_eq!(
@@ -700,7 +713,12 @@ impl CloudProvider for NeverJoins {
     }
     fn delete(&self, id: String) -> BoxFuture<'_, Result<(), CloudError>> {
         Box::pin(async move {
-            let is_ghost = self.ghost.lock().expect("lock").as_ref().is_some_and(|g| g.provider_id == id);
+            let is_ghost = self
+                .ghost
+                .lock()
+                .expect("lock")
+                .as_ref()
+                .is_some_and(|g| g.provider_id == id);
             if is_ghost {
                 self.terminated.lock().expect("lock").push(id);
                 return Ok(());
@@ -728,8 +746,16 @@ pub async fn a_node_that_does_not_register_in_time_is_terminated_and_replaced(cl
     let took = cluster
         .until("the pod is bound on a replacement", 2 * MINUTE, || cluster.all_bound())
         .await;
-    let ghost = cloud.ghost.lock().expect("lock").clone().expect("the first launch was a ghost");
-    assert!(took >= Duration::from_secs(3), "not replaced before the registration TTL: {took:?}");
+    let ghost = cloud
+        .ghost
+        .lock()
+        .expect("lock")
+        .clone()
+        .expect("the first launch was a ghost");
+    assert!(
+        took >= Duration::from_secs(3),
+        "not replaced before the registration TTL: {took:?}"
+    );
     assert_eq!(
         cloud.terminated.lock().expect("lock").clone(),
         vec![ghost.provider_id.clone()],
@@ -744,7 +770,11 @@ pub async fn a_node_that_does_not_register_in_time_is_terminated_and_replaced(cl
     );
     assert_ne!(
         claim_offering(&claims[0]),
-        Some((ghost.instance_type.clone(), ghost.zone.clone(), ghost.capacity_type.clone())),
+        Some((
+            ghost.instance_type.clone(),
+            ghost.zone.clone(),
+            ghost.capacity_type.clone()
+        )),
         "the replacement avoids the offering that failed to register"
     );
     let events = events_for(&cluster, "RegistrationTimeout").await;
