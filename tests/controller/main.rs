@@ -70,7 +70,6 @@ async fn an_empty_node_is_removed_after_its_ttl() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure: the disruption engine returns no command for the three underused nodes in this cluster (the PDB does hold the fourth); under investigation"]
 async fn consolidation_replaces_three_underused_nodes_launching_first_and_a_pdb_holds_a_fourth() {
     scenarios::consolidation_replaces_three_underused_nodes_launching_first_and_a_pdb_holds_a_fourth(
         Cluster::start(Duration::from_millis(200)).await,

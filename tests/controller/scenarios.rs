@@ -422,7 +422,6 @@ async fn staged_nodes(cluster: &Cluster, count: usize, held: bool) {
 /// Scenario `consolidation_replaces_three_underused_nodes_launching_first_and_a_pdb_holds_a_fourth`.
 pub async fn consolidation_replaces_three_underused_nodes_launching_first_and_a_pdb_holds_a_fourth(cluster: Cluster) {
     let mut cluster = cluster;
-    cluster.with_replicasets();
     cluster
         .apply::<NodePool>(nodepool(
             "general",
@@ -455,6 +454,14 @@ pub async fn consolidation_replaces_three_underused_nodes_launching_first_and_a_
             .await
             .expect("delete");
     }
+    cluster
+        .until("the big pods are gone", MINUTE, || async {
+            cluster.all_pods().await.len() == 4
+        })
+        .await;
+    // From here on, evicted pods come back as a ReplicaSet would bring them (the deleted big
+    // pods stay deleted: scaled down).
+    cluster.with_replicasets();
     let held_node = cluster
         .all_pods()
         .await
