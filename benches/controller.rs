@@ -186,6 +186,7 @@ async fn scrape(addr: &str, metric: &str) -> Option<f64> {
 struct Outcome {
     seconds: f64,
     claims: usize,
+    hourly_cost: f64,
     peak_mib: f64,
 }
 
@@ -208,17 +209,30 @@ async fn measure(size: &Size, strategy: &str, port: u16) -> Outcome {
             break;
         }
     }
-    let claims = Api::<NodeClaim>::all(client)
+    let items = Api::<NodeClaim>::all(client)
         .list(&ListParams::default())
         .await
-        .map(|l| l.items.len())
-        .unwrap_or(0);
+        .map(|l| l.items)
+        .unwrap_or_default();
+    let hourly_cost = items
+        .iter()
+        .filter_map(|c| {
+            c.metadata
+                .annotations
+                .as_ref()?
+                .get("purser.dev/hourly-price")?
+                .parse::<f64>()
+                .ok()
+        })
+        .sum();
+    let claims = items.len();
     let peak = peak_mib(child.id());
     let _ = child.kill();
     let _ = child.wait();
     Outcome {
         seconds: seconds.unwrap_or(f64::NAN),
         claims,
+        hourly_cost,
         peak_mib: peak,
     }
 }
@@ -238,11 +252,15 @@ fn main() {
     );
     let _ = writeln!(
         out,
-        "| planner | batch closed -> NodeClaims created s | NodeClaims | controller peak MiB |"
+        "| planner | batch closed -> NodeClaims created s | NodeClaims | their USD/h | controller peak MiB |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
     for (name, o) in [("ilp (purser)", &ilp), ("ffd (karpenter's algorithm)", &ffd)] {
-        let _ = writeln!(out, "| {name} | {:.3} | {} | {:.0} |", o.seconds, o.claims, o.peak_mib);
+        let _ = writeln!(
+            out,
+            "| {name} | {:.3} | {} | {:.3} | {:.0} |",
+            o.seconds, o.claims, o.hourly_cost, o.peak_mib
+        );
     }
     let _ = writeln!(
         out,
