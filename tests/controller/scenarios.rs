@@ -333,8 +333,92 @@ pub async fn bad_objects_get_a_condition_and_an_event_while_the_rest_is_served(c
             },
         )
         .await;
+    hand_edits_are_refused_or_reported(&cluster).await;
     assert!(controller.is_running(), "nothing crashed");
+    cluster.pods("default", &fifty_shapes("after")[..2]).await;
+    cluster
+        .until("pods created after the bad objects are served", MINUTE, || {
+            cluster.all_bound()
+        })
+        .await;
     controller.stop().await;
+}
+
+/// Ready=False with `reason` on the cluster-scoped `K` named `name`, and an Event whose note
+/// contains `needle`.
+async fn reported<K>(cluster: &Cluster, name: &str, reason: &str, needle: &str) -> bool
+where
+    K: kube::Resource<Scope = kube::core::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let Ok(object) = Api::<K>::all(cluster.client.clone()).get(name).await else {
+        return false;
+    };
+    let value = serde_json::to_value(&object).unwrap_or_default();
+    let conditions = value
+        .pointer("/status/conditions")
+        .and_then(|c| c.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let condition = conditions
+        .iter()
+        .any(|c| c["type"] == "Ready" && c["status"] == "False" && c["reason"] == reason);
+    let event = events_for(cluster, reason).await.iter().any(|e| {
+        e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+            && e.note.as_deref().unwrap_or("").contains(needle)
+    });
+    condition && event
+}
+
+/// A CostBudget whose selector the schema lets through but Kubernetes does not define, and a
+/// NodeClaim edited by hand: the spec edit is refused by the API server (the spec is immutable,
+/// as Karpenter's), the status edit is reported on the claim.
+async fn hand_edits_are_refused_or_reported(cluster: &Cluster) {
+    cluster
+        .apply::<CostBudget>(json!({"apiVersion": "purser.dev/v1", "kind": "CostBudget",
+            "metadata": {"name": "broken"},
+            "spec": {"maxHourlyCost": 10, "selector": {"podSelector": {"matchExpressions": [
+                {"key": "team", "operator": "Like", "values": ["vision"]}]}}}}))
+        .await;
+    cluster
+        .until("the broken CostBudget is reported", MINUTE, || {
+            reported::<CostBudget>(cluster, "broken", "InvalidSpec", "operator")
+        })
+        .await;
+
+    let claim = cluster.claims().await.into_iter().next().expect("a claim");
+    let name = claim.metadata.name.clone().expect("named");
+    let api: Api<NodeClaim> = Api::all(cluster.client.clone());
+    let spec_edit = json!({"spec": {"requirements": [
+        {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["huge.metal"]}]}});
+    let refused = api
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&spec_edit),
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains("immutable")),
+        "a hand edit of a NodeClaim's spec is refused: {refused:?}"
+    );
+    let status_edit = json!({"status": {"allocatable": {"cpu": "lots"}}});
+    api.patch_status(
+        &name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&status_edit),
+    )
+    .await
+    .expect("status edited by hand");
+    cluster
+        .until("the hand-edited NodeClaim is reported", MINUTE, || {
+            reported::<NodeClaim>(cluster, &name, "InvalidSpec", "status.allocatable")
+        })
+        .await;
 }
 
 /// Scenario `an_unreachable_api_server_is_survived_without_duplicate_launches`.
