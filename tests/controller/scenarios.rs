@@ -872,3 +872,43 @@ pub async fn a_node_that_does_not_register_in_time_is_terminated_and_replaced(cl
     assert!(!events.is_empty(), "an Event says the node did not register");
     controller.stop().await;
 }
+
+/// Scenario `a_leaked_instance_is_terminated_after_the_grace_period_and_claimed_ones_are_kept`.
+pub async fn a_leaked_instance_is_terminated_after_the_grace_period_and_claimed_ones_are_kept(cluster: Cluster) {
+    cluster.apply::<NodePool>(nodepool("general", json!({}))).await;
+    let controller = cluster.controller(fast_settings("a"));
+    cluster.pods("default", &[("kept".to_string(), "1", "2Gi")]).await;
+    cluster.until("the pod is bound", MINUTE, || cluster.all_bound()).await;
+    let claimed = cluster.cloud.list().await.expect("instances");
+    assert_eq!(claimed.len(), 1);
+    let leaked = cluster
+        .cloud
+        .create(LaunchRequest {
+            node_claim: "general-gone".into(),
+            node_pool: "general".into(),
+            instance_types: vec!["ctest.1x".into()],
+            capacity_type: "on-demand".into(),
+            zones: vec!["zone-a".into()],
+            ..LaunchRequest::default()
+        })
+        .await
+        .expect("an instance launched behind the controller's back");
+    let took = cluster
+        .until("the leaked instance is terminated", MINUTE, || async {
+            let ids: Vec<String> = cluster
+                .cloud
+                .list()
+                .await
+                .expect("instances")
+                .into_iter()
+                .map(|i| i.provider_id)
+                .collect();
+            !ids.contains(&leaked.provider_id)
+        })
+        .await;
+    assert!(took >= Duration::from_secs(2), "not before the grace period: {took:?}");
+    let left = cluster.cloud.list().await.expect("instances");
+    assert_eq!(left, claimed, "the claimed instance is kept");
+    assert!(cluster.all_bound().await);
+    controller.stop().await;
+}

@@ -111,3 +111,13 @@ async fn a_node_that_does_not_register_in_time_is_terminated_and_replaced() {
             .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaked_instance_is_terminated_after_the_grace_period_and_claimed_ones_are_kept() {
+    if enabled() {
+        scenarios::a_leaked_instance_is_terminated_after_the_grace_period_and_claimed_ones_are_kept(
+            Cluster::from_kubeconfig().await,
+        )
+        .await;
+    }
+}
