@@ -75,6 +75,18 @@ pub async fn disrupt_once(ctx: &Arc<Context>) -> Result<usize, Error> {
     for node in snapshot.nodes.iter_mut().filter(|n| ctx.busy.contains(&n.name)) {
         node.deleting = true;
     }
+    // Replacements and nodes pods were just nominated to wait for their pods.
+    for node in snapshot.nodes.iter_mut().filter(|_| !ctx.nominated.is_empty()) {
+        let claim = ctx
+            .cluster
+            .nodes
+            .find(|x| x.metadata.name.as_deref() == Some(node.name.as_str()))
+            .and_then(|n| ctx.cluster.claim_of_node(&n))
+            .and_then(|c| c.metadata.name.clone());
+        if ctx.nominated.contains(&node.name) || claim.is_some_and(|c| ctx.nominated.contains(&c)) {
+            node.do_not_disrupt = true;
+        }
+    }
     let mut options = DisruptOptions::at(chrono::Utc::now().timestamp());
     options.plan.spot_rework_hours = ctx.settings.spot_rework_hours;
     options.plan.unavailable = ctx.unavailable.current();
@@ -134,6 +146,12 @@ pub async fn execute(ctx: &Context, command: &Command) -> Result<(), Error> {
             .into_iter()
             .flatten()
             .collect();
+        // The replacements stay out of disruption for the whole command and until the evicted
+        // pods have been planned onto them.
+        let covers = ctx.settings.registration_ttl
+            + ctx.settings.termination_grace
+            + super::provisioning::nomination_window(ctx);
+        ctx.nominated.mark(created.iter().map(String::as_str), covers);
         if created.len() < command.node_claims.len() {
             delete_claims(ctx, &created).await?;
             clear_disrupting(ctx, &claims).await;

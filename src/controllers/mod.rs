@@ -24,6 +24,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod nodeclaim;
+pub mod nominated;
 pub mod provisioning;
 pub mod snapshot;
 pub mod status;
@@ -180,6 +181,8 @@ pub struct Context {
     pub provision: Arc<Notify>,
     /// Nodes a disruption command is working on (never two commands on one node).
     pub busy: disruption::Busy,
+    /// Nodes and claims pods were just nominated to, kept out of disruption for a while.
+    pub nominated: nominated::Nominated,
 }
 
 impl Context {
@@ -202,6 +205,7 @@ impl Context {
             recent_claims: claims::RecentClaims::default(),
             provision,
             busy: disruption::Busy::default(),
+            nominated: nominated::Nominated::default(),
             settings,
         })
     }

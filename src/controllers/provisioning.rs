@@ -131,9 +131,21 @@ pub async fn provision_once(ctx: &Context) -> Result<Option<Outcome>, Error> {
     }
     let names = super::claims::create_all(ctx, &snapshot, &plan.node_claims).await;
     let created = names.iter().flatten().count();
+    let nominated = names
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .chain(plan.existing_nodes.iter().map(|e| e.node.as_str()));
+    ctx.nominated.mark(nominated, nomination_window(ctx));
     ctx.metrics.provisioning_seconds.observe(closed.elapsed().as_secs_f64());
     publish_events(ctx, &plan, &names).await;
     Ok(Some(Outcome { plan, created }))
+}
+
+/// How long a node or claim that pods were nominated to stays out of disruption: two batch
+/// maxima (Karpenter's window), time for the pods to be bound.
+pub fn nomination_window(ctx: &Context) -> Duration {
+    ctx.settings.batch_max * 2
 }
 
 /// Tell every pending pod where it goes, or why it cannot.
