@@ -76,14 +76,10 @@ pub async fn disrupt_once(ctx: &Arc<Context>) -> Result<usize, Error> {
         node.deleting = true;
     }
     // Replacements and nodes pods were just nominated to wait for their pods.
-    for node in snapshot.nodes.iter_mut().filter(|_| !ctx.nominated.is_empty()) {
-        let claim = ctx
-            .cluster
-            .nodes
-            .find(|x| x.metadata.name.as_deref() == Some(node.name.as_str()))
-            .and_then(|n| ctx.cluster.claim_of_node(&n))
-            .and_then(|c| c.metadata.name.clone());
-        if ctx.nominated.contains(&node.name) || claim.is_some_and(|c| ctx.nominated.contains(&c)) {
+    // A registered node names its claim in a label; an in-flight claim is a node of that name.
+    for node in snapshot.nodes.iter_mut() {
+        let claim = node.labels.get(super::NODECLAIM_LABEL);
+        if ctx.nominated.contains(&node.name) || claim.is_some_and(|c| ctx.nominated.contains(c)) {
             node.do_not_disrupt = true;
         }
     }

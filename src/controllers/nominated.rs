@@ -29,12 +29,6 @@ impl Nominated {
         }
     }
 
-    /// True when no name is protected now.
-    pub fn is_empty(&self) -> bool {
-        let now = Instant::now();
-        self.until.lock().map(|u| u.values().all(|t| *t <= now)).unwrap_or(true)
-    }
-
     /// Is `name` protected now? (Expired names are forgotten.)
     pub fn contains(&self, name: &str) -> bool {
         let now = Instant::now();
