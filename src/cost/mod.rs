@@ -48,9 +48,35 @@ impl UnitPrices {
 
     /// The hourly cost allocated to `requests` at these unit prices.
     pub fn allocate(&self, requests: &Resources) -> f64 {
-        requests.get(crate::model::resources::CPU).as_f64() * self.cpu
-            + requests.get(crate::model::resources::MEMORY).as_f64() / GIB * self.memory_gib
-            + requests.accelerators().as_f64() * self.gpu
+        self.price_of(&CostBasis::of(requests))
+    }
+
+    /// The hourly cost allocated to `basis` at these unit prices.
+    pub fn price_of(&self, basis: &CostBasis) -> f64 {
+        basis.cpu * self.cpu + basis.memory_gib * self.memory_gib + basis.gpu * self.gpu
+    }
+}
+
+/// The amounts cost allocation prices, read once from a resource list: vCPUs, GiB of memory
+/// and accelerators.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CostBasis {
+    /// vCPUs.
+    pub cpu: f64,
+    /// GiB of memory.
+    pub memory_gib: f64,
+    /// Accelerators of every kind.
+    pub gpu: f64,
+}
+
+impl CostBasis {
+    /// The amounts in `requests`.
+    pub fn of(requests: &Resources) -> Self {
+        CostBasis {
+            cpu: requests.get(crate::model::resources::CPU).as_f64(),
+            memory_gib: requests.get(crate::model::resources::MEMORY).as_f64() / GIB,
+            gpu: requests.accelerators().as_f64(),
+        }
     }
 }
 

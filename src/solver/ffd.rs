@@ -21,6 +21,26 @@ struct OpenNode {
     contribution: Contribution,
 }
 
+/// Per class and pool, the new kinds an empty node could be launched as for one unit of the
+/// class (compatibility, capacity and node rules; they do not change while packing).
+#[derive(Default)]
+struct FreshCandidates(HashMap<(usize, usize), Vec<usize>>);
+
+impl FreshCandidates {
+    fn get(&mut self, problem: &Problem, class: usize, pool: usize) -> &[usize] {
+        self.0.entry((class, pool)).or_insert_with(|| {
+            let empty = vec![0; problem.dims.len()];
+            problem.classes[class]
+                .kinds
+                .iter()
+                .copied()
+                .filter(|&k| problem.kinds[k].pool == Some(pool) && !problem.kinds[k].is_existing())
+                .filter(|&k| problem.can_add(k, &empty, &[], class, 1))
+                .collect()
+        })
+    }
+}
+
 /// Classes in FFD order: priority, CPU, memory, descending; then class index.
 pub fn class_order(problem: &Problem) -> Vec<usize> {
     let mut order: Vec<usize> = (0..problem.classes.len()).collect();
@@ -78,13 +98,14 @@ pub fn complete(problem: &Problem, seeds: Vec<Bin>, demand: Vec<u32>) -> Assignm
     }
     let mut unplaced = vec![];
     let mut pointer: HashMap<usize, usize> = HashMap::new();
+    let mut fresh = FreshCandidates::default();
     for c in class_order(problem) {
         let class = &problem.classes[c];
         for unit in 0..demand[c] {
             let start = pointer.get(&c).copied().unwrap_or(0);
             let mut reason: Option<String> = None;
             let placed = try_open_nodes(problem, &mut ledger, &mut open, c, start, &mut pointer, &mut reason)
-                || open_new_node(problem, &mut ledger, &mut open, c, &mut reason);
+                || open_new_node(problem, &mut ledger, &mut open, &mut fresh, c, &mut reason);
             if !placed {
                 let why = class
                     .no_kind_reason
@@ -108,6 +129,17 @@ pub fn complete(problem: &Problem, seeds: Vec<Bin>, demand: Vec<u32>) -> Assignm
     let mut assignment = Assignment { bins, unplaced };
     enforce_mix(problem, &mut assignment, &mut ledger);
     assignment
+}
+
+/// The elements of both sorted lists, in order.
+fn sorted_intersection<'a>(a: &'a [usize], b: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
+    let mut j = 0;
+    a.iter().copied().filter(move |&x| {
+        while j < b.len() && b[j] < x {
+            j += 1;
+        }
+        j < b.len() && b[j] == x
+    })
 }
 
 fn seed_node(problem: &Problem, ledger: &mut Ledger, seed: Bin) -> OpenNode {
@@ -182,12 +214,8 @@ fn try_open_nodes(
         // Node rules depend on the kind only through pods already running on an existing node,
         // and an existing node is its own single candidate: check them once per node.
         let candidates: Vec<usize> = if problem.rules_allow(node.best, &node.counts, c, 1) {
-            node.candidates
-                .iter()
-                .copied()
-                .filter(|&k| {
-                    class.kinds.binary_search(&k).is_ok() && super::problem::fits(&used, &problem.kinds[k].cap)
-                })
+            sorted_intersection(&node.candidates, &class.kinds)
+                .filter(|&k| super::problem::fits(&used, &problem.kinds[k].cap))
                 .collect()
         } else {
             vec![]
@@ -222,28 +250,27 @@ fn open_new_node(
     problem: &Problem,
     ledger: &mut Ledger,
     open: &mut Vec<OpenNode>,
+    fresh: &mut FreshCandidates,
     c: usize,
     reason: &mut Option<String>,
 ) -> bool {
     let class = &problem.classes[c];
     for pool in 0..problem.pools.len() {
-        let candidates: Vec<usize> = class
-            .kinds
-            .iter()
-            .copied()
-            .filter(|&k| problem.kinds[k].pool == Some(pool) && !problem.kinds[k].is_existing())
-            .filter(|&k| problem.can_add(k, &vec![0; problem.dims.len()], &[], c, 1))
-            .collect();
+        let candidates = fresh.get(problem, c, pool);
         // Karpenter drops the instance types whose launch would exceed the pool's limits.
-        let within: Vec<usize> = candidates
-            .iter()
-            .copied()
-            .filter(|&k| {
-                problem
-                    .check_swap(ledger, &Contribution::default(), &problem.contribution(k, &[(c, 1)]))
-                    .is_ok()
-            })
-            .collect();
+        let within: Vec<usize> = if problem.launch_always_within(pool, c) {
+            candidates.to_vec()
+        } else {
+            candidates
+                .iter()
+                .copied()
+                .filter(|&k| {
+                    problem
+                        .check_swap(ledger, &Contribution::default(), &problem.contribution(k, &[(c, 1)]))
+                        .is_ok()
+                })
+                .collect()
+        };
         let Some(best) = within.iter().copied().min_by(|&a, &b| problem.kind_order(a, b)) else {
             // Report the nearest miss: the cheapest type the pool could have launched.
             if let Some(Err(why)) = candidates

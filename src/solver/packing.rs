@@ -190,6 +190,9 @@ impl Problem {
         };
         let mut budgets: Vec<(usize, f64)> = vec![];
         for &(c, n) in counts {
+            if self.classes[c].budgets.is_empty() {
+                continue;
+            }
             let cost = self.alloc_cost(c, kind) * n as f64;
             for &b in &self.classes[c].budgets {
                 match budgets.iter_mut().find(|(x, _)| *x == b) {
@@ -199,6 +202,13 @@ impl Problem {
             }
         }
         Contribution { pool, budgets }
+    }
+
+    /// True when launching a node of `pool` for units of `class` can break no pool limit, pool
+    /// budget or CostBudget (so `check_swap` needs no call).
+    pub fn launch_always_within(&self, pool: usize, class: usize) -> bool {
+        let p = &self.pools[pool];
+        p.limit_names.is_empty() && p.budget_left.is_none() && self.classes[class].budgets.is_empty()
     }
 
     /// Check replacing contribution `old` by `new`; the error names the binding constraint.

@@ -114,8 +114,10 @@ pub struct Class {
     pub priority: i32,
     /// CPU request of one unit in cores (for the capacity mix).
     pub cpu_cores: f64,
-    /// Requests of one unit as a resource list (for cost allocation).
+    /// Requests of one unit as a resource list.
     pub requests: Resources,
+    /// Requests of one unit as cost allocation prices them.
+    pub cost_basis: crate::cost::CostBasis,
     /// Why no kind fits, when `kinds` is empty.
     pub no_kind_reason: Option<String>,
     /// The topology domain (`key`, `value`) the class is pinned to, if any.
@@ -396,7 +398,7 @@ impl Problem {
     /// Allocated cost of one unit of `class` on `kind`.
     pub fn alloc_cost(&self, class: usize, kind: usize) -> f64 {
         let c = &self.classes[class];
-        self.kinds[kind].unit_prices.allocate(&c.requests)
+        self.kinds[kind].unit_prices.price_of(&c.cost_basis)
     }
 }
 
@@ -792,16 +794,13 @@ impl<'a> Builder<'a> {
                         .iter()
                         .enumerate()
                         .filter(|(_, k)| accepts(pod, k, &self.dims))
+                        .filter(|(_, k)| pin.as_ref().is_none_or(|(key, value)| k.labels.get(key) == Some(value)))
                         .map(|(i, _)| i)
                         .collect()
                 })
                 .clone();
             let kinds: Vec<usize> = candidate_kinds
                 .into_iter()
-                .filter(|&k| {
-                    pin.as_ref()
-                        .is_none_or(|(key, value)| self.kinds[k].labels.get(key) == Some(value))
-                })
                 .filter(|&k| existing_allows(self.snapshot, &self.bound, &self.kinds[k], pod))
                 .collect();
             let req = to_vec(&self.dims, &pod.requests);
@@ -810,6 +809,7 @@ impl<'a> Builder<'a> {
             classes.push(Class {
                 pods: vec![pi],
                 cpu_cores: pod.requests.get(CPU).as_f64(),
+                cost_basis: crate::cost::CostBasis::of(&pod.requests),
                 requests: pod.requests.clone(),
                 req,
                 unit_pods: 1,
@@ -902,6 +902,7 @@ impl<'a> Builder<'a> {
                     .then(pods[a].key.cmp(&pods[b].key))
             });
             let count = unit.pods.len();
+            unit.cost_basis = crate::cost::CostBasis::of(&unit.requests);
             if count > 1 {
                 unit.unit_pods = count;
                 unit.demand = 1;
