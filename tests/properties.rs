@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use purser::solver::packing::Assignment;
 use purser::solver::plan::{list_cost, materialize, objective};
-use purser::solver::{Plan, Problem, SolverReport, Strategy as Planner, ffd, local_search, refill};
+use purser::solver::{Plan, Problem, SolverReport, Strategy as Planner, anchored, ffd, local_search, refill};
 use serde_json::Value;
 
 // ------------------------------------------------------------------------------------------
@@ -645,5 +645,25 @@ proptest! {
             prop_assert!(plan.placed().is_superset(&before.placed()), "{name} drops pods");
             prop_assert!(plan.solver.objective <= before.solver.objective + 1e-9, "{name}: {} > {}", plan.solver.objective, before.solver.objective);
         }
+    }
+
+    /// The anchored construction places every pod it places within every rule the independent
+    /// validator knows, and never loses a pod: each is placed or reported.
+    #[test]
+    fn the_anchored_construction_is_valid(c in cluster()) {
+        let catalog = c.catalog();
+        let snapshot = load(&c.objects(), &catalog);
+        let problem = Problem::build(&snapshot, &catalog, &options());
+        let greedy = ffd::solve(&problem);
+        prop_assume!(problem.stranded(&greedy).is_empty());
+        let Some(built) = anchored::construct(&problem, &greedy, Instant::now() + Duration::from_secs(2)) else {
+            prop_assume!(false);
+            unreachable!()
+        };
+        let plan = phase_plan(&problem, &snapshot, &built, "anchored");
+        let v = problems(&snapshot, &catalog, &plan);
+        prop_assert!(v.is_empty(), "anchored: {:?}\n{}", v, plan.json());
+        let accounted = plan.placed().len() + plan.unschedulable.len();
+        prop_assert_eq!(accounted, snapshot.pending().count());
     }
 }

@@ -65,7 +65,11 @@ pub fn solve(problem: &Problem, baseline: &Assignment, deadline: Instant) -> (As
     } else {
         0.0
     };
-    let best = optimise(problem, baseline, share_of(deadline, share), true);
+    let start = match super::anchored::construct(problem, baseline, deadline) {
+        Some(anchored) if better(problem, &anchored, baseline) => anchored,
+        _ => baseline.clone(),
+    };
+    let best = optimise(problem, &start, share_of(deadline, share), true);
     let best = if classes > LARGE {
         super::local_search::improve(problem, best, share_of(deadline, 0.8))
     } else {

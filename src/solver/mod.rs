@@ -4,6 +4,7 @@
 //! In: a `Snapshot`, a `Catalog` and `PlanOptions`. Out: a `Plan`. The controller, `purser plan`
 //! and the simulator all call `plan`.
 
+pub mod anchored;
 pub mod bound;
 pub mod clock;
 pub mod ffd;
