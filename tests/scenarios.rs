@@ -915,6 +915,15 @@ fn capacity_mix_min_on_demand_percent_is_honoured() {
     }
     // Two on-demand c6.large and two spot c6.large.
     assert!(approx(ilp.hourly_cost, 0.224), "{}", ilp.json());
+    // The bound knows the mix: half the CPU must be bought on demand, so the plan is optimal.
+    assert!(ilp.lower_bound <= ilp.hourly_cost + 1e-9, "{}", ilp.json());
+    assert!(
+        ilp.lower_bound > 0.224 - 1e-6,
+        "bound {}: {}",
+        ilp.lower_bound,
+        ilp.json()
+    );
+    assert_eq!(ilp.solver.status, "optimal", "{}", ilp.json());
     // Without the mix, everything goes to spot.
     let objects = vec![nodepool("default").spot_and_on_demand().build()]
         .into_iter()
@@ -1416,4 +1425,43 @@ fn hostname_self_affinity_pods_no_node_can_hold_together_are_unschedulable() {
         let reason = plan.reason("default/cache-a").unwrap();
         assert!(reason.contains("no single node can hold them all"), "{name}: {reason}");
     }
+}
+
+/// GPU pods on a tainted GPU pool and CPU pods on a CPU-only pool never share a node, so the
+/// bound is taken for each part with its own weights and the parts add up: here it proves the
+/// plan optimal, where one set of weights for both could prove at most the GPU node's price.
+#[test]
+fn the_bound_adds_up_parts_that_share_no_node() {
+    let objects = vec![
+        nodepool("cpu")
+            .on_demand()
+            .requirement("purser.dev/instance-family", "In", &["c6", "m6"])
+            .build(),
+        nodepool("gpu")
+            .on_demand()
+            .requirement("purser.dev/instance-family", "In", &["g5"])
+            .taint("nvidia.com/gpu", "true", "NoSchedule")
+            .build(),
+    ]
+    .into_iter()
+    .chain(pod("web").cpu("2").memory("3Gi").replicas(4))
+    .chain(std::iter::once(
+        pod("train")
+            .cpu("3")
+            .memory("8Gi")
+            .gpu(1)
+            .tolerate_key("nvidia.com/gpu")
+            .build(),
+    ))
+    .collect::<Vec<_>>();
+    let (ilp, _) = plan_both(&objects, &standard_catalog());
+    // One g5.xlarge (1.00) and four c6.large (0.08 each).
+    assert!(approx(ilp.hourly_cost, 1.32), "{}", ilp.json());
+    assert!(
+        ilp.lower_bound > 1.32 - 1e-6,
+        "bound {}: {}",
+        ilp.lower_bound,
+        ilp.json()
+    );
+    assert_eq!(ilp.solver.status, "optimal", "{}", ilp.json());
 }
