@@ -229,7 +229,7 @@ fn mix_extra(problem: &Problem, shares: &[ShareGroup], dots: &[Vec<f64>], least:
         if pool.min_on_demand <= 0.0 {
             continue;
         }
-        let on_demand_here = |g: &ShareGroup| g.kind_meta.iter().any(|m| *m == (Some(p), CapacityType::OnDemand));
+        let on_demand_here = |g: &ShareGroup| g.kind_meta.contains(&(Some(p), CapacityType::OnDemand));
         if shares.iter().any(|g| on_demand_here(g) && g.forced_pool != Some(p)) {
             continue;
         }
