@@ -18,6 +18,7 @@ use crate::catalog::CapacityType;
 use super::clock;
 use super::ffd;
 use super::packing::{Assignment, Bin, Contribution, Ledger, add_count, count_of};
+use super::plan::objective;
 use super::problem::Problem;
 
 /// Instance types tried per anchor in each pool, zone and capacity type, cheapest first (more
@@ -27,6 +28,57 @@ const SIZES_TRIED: usize = 4;
 
 /// Build the anchored assignment, or `None` when no class anchors nodes or time runs out.
 pub fn construct(problem: &Problem, baseline: &Assignment, deadline: Instant) -> Option<Assignment> {
+    let mut best: Option<Assignment> = None;
+    for rule in [FillRule::Alignment, FillRule::LargestShare] {
+        let Some(built) = construct_with(problem, baseline, deadline, rule) else {
+            continue;
+        };
+        let better = best.as_ref().is_none_or(|b| {
+            let (placed, before) = (placed(&built), placed(b));
+            placed > before || (placed == before && objective(problem, &built) < objective(problem, b) - 1e-9)
+        });
+        if better {
+            best = Some(built);
+        }
+    }
+    best
+}
+
+/// Units an assignment places.
+fn placed(assignment: &Assignment) -> u64 {
+    assignment
+        .bins
+        .iter()
+        .flat_map(|b| b.counts.iter().map(|&(_, n)| n as u64))
+        .sum()
+}
+
+/// How a node is filled: each step adds a unit of the fitting shape that scores highest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FillRule {
+    /// The dot product of request and room left, both as shares of the capacity.
+    Alignment,
+    /// The request's largest share of the capacity in any dimension (first-fit decreasing by
+    /// dominant share).
+    LargestShare,
+}
+
+impl FillRule {
+    fn score(self, used: &[i64], req: &[i64], cap: &[i64]) -> f64 {
+        match self {
+            FillRule::Alignment => alignment(used, req, cap),
+            FillRule::LargestShare => req
+                .iter()
+                .zip(cap)
+                .filter(|(_, k)| **k > 0)
+                .map(|(r, k)| *r as f64 / *k as f64)
+                .fold(0.0, f64::max),
+        }
+    }
+}
+
+/// The construction with one fill rule; `None` when no class anchors nodes or time runs out.
+fn construct_with(problem: &Problem, baseline: &Assignment, deadline: Instant, rule: FillRule) -> Option<Assignment> {
     let anchors: Vec<usize> = ffd::class_order(problem)
         .into_iter()
         .filter(|&c| problem.classes[c].conflicts.contains(&c))
@@ -53,7 +105,7 @@ pub fn construct(problem: &Problem, baseline: &Assignment, deadline: Instant) ->
             if clock::now() >= deadline {
                 return None;
             }
-            let Some(bin) = best_anchor_node(problem, &families, &shapes, &worth, &left, anchor) else {
+            let Some(bin) = best_anchor_node(problem, &families, &shapes, &worth, &left, anchor, rule) else {
                 break;
             };
             let contribution = problem.contribution(bin.kind, &bin.counts);
@@ -153,11 +205,12 @@ fn best_anchor_node(
     worth: &[f64],
     left: &[u32],
     anchor: usize,
+    rule: FillRule,
 ) -> Option<Bin> {
     let mut best: Option<(f64, Bin)> = None;
     for family in families {
         for kind in sizes(problem, family, anchor) {
-            let bin = fill(problem, kind, shapes, left, anchor);
+            let bin = fill(problem, kind, shapes, left, anchor, rule);
             let cost = problem.kinds[kind].cost.max(1e-12);
             let value: f64 = bin.counts.iter().map(|&(c, n)| worth[c] * n as f64).sum();
             let score = value / cost;
@@ -185,15 +238,14 @@ fn sizes(problem: &Problem, family: &[usize], anchor: usize) -> Vec<usize> {
 }
 
 /// A node of `kind` holding one unit of `anchor`, filled from the units still in `left` one
-/// unit at a time with the shape that best matches the room left (the largest dot product of
-/// request and room, both as shares of the capacity).
-fn fill(problem: &Problem, kind: usize, shapes: &[Shape], left: &[u32], anchor: usize) -> Bin {
+/// unit at a time with the fitting shape `rule` scores highest.
+fn fill(problem: &Problem, kind: usize, shapes: &[Shape], left: &[u32], anchor: usize, rule: FillRule) -> Bin {
     let mut node = Bin {
         kind,
         used: problem.classes[anchor].req.clone(),
         counts: vec![(anchor, 1)],
     };
-    while let Some((s, c)) = next_unit(problem, shapes, left, &node) {
+    while let Some((s, c)) = next_unit(problem, shapes, left, &node, rule) {
         add_count(&mut node.counts, c, 1);
         for (u, r) in node.used.iter_mut().zip(&shapes[s].req) {
             *u += r;
@@ -203,13 +255,13 @@ fn fill(problem: &Problem, kind: usize, shapes: &[Shape], left: &[u32], anchor: 
 }
 
 /// The (shape, class) unit of the best-matching shape that may join `node`, if any.
-fn next_unit(problem: &Problem, shapes: &[Shape], left: &[u32], node: &Bin) -> Option<(usize, usize)> {
+fn next_unit(problem: &Problem, shapes: &[Shape], left: &[u32], node: &Bin, rule: FillRule) -> Option<(usize, usize)> {
     let cap = &problem.kinds[node.kind].cap;
     let mut order: Vec<(f64, usize)> = shapes
         .iter()
         .enumerate()
         .filter(|(_, shape)| fits_room(&node.used, &shape.req, cap))
-        .map(|(s, shape)| (alignment(&node.used, &shape.req, cap), s))
+        .map(|(s, shape)| (rule.score(&node.used, &shape.req, cap), s))
         .collect();
     order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     order.into_iter().find_map(|(_, s)| {

@@ -44,6 +44,9 @@ const SMALL: usize = 200;
 /// Classes above which the local search runs first.
 const LARGE: usize = 1000;
 
+/// Share of the time the anchored construction may use (it stops between anchors).
+const ANCHORED_SHARE: f64 = 0.5;
+
 /// The instant `share` of the way from now to `deadline`.
 fn share_of(deadline: Instant, share: f64) -> Instant {
     let now = clock::now();
@@ -65,7 +68,7 @@ pub fn solve(problem: &Problem, baseline: &Assignment, deadline: Instant) -> (As
     } else {
         0.0
     };
-    let start = match super::anchored::construct(problem, baseline, deadline) {
+    let start = match super::anchored::construct(problem, baseline, share_of(deadline, ANCHORED_SHARE)) {
         Some(anchored) if better(problem, &anchored, baseline) => anchored,
         _ => baseline.clone(),
     };
