@@ -13,12 +13,11 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::catalog::CapacityType;
-
 use super::clock;
 use super::ffd;
+use super::ilp::better;
+use super::local_search::zone_families;
 use super::packing::{Assignment, Bin, Contribution, Ledger, add_count, count_of};
-use super::plan::objective;
 use super::problem::Problem;
 
 /// Instance types tried per anchor in each pool, zone and capacity type, cheapest first (more
@@ -28,29 +27,43 @@ const SIZES_TRIED: usize = 4;
 
 /// Build the anchored assignment, or `None` when no class anchors nodes or time runs out.
 pub fn construct(problem: &Problem, baseline: &Assignment, deadline: Instant) -> Option<Assignment> {
+    let anchors: Vec<usize> = ffd::class_order(problem)
+        .into_iter()
+        .filter(|&c| problem.classes[c].conflicts.contains(&c))
+        .collect();
+    if anchors.is_empty() {
+        return None;
+    }
+    let (families, _) = zone_families(problem);
+    let inputs = Inputs {
+        // Per anchor class and family, the types tried (they do not change while building).
+        sizes: anchors
+            .iter()
+            .map(|&a| families.iter().map(|f| sizes(problem, f, a)).collect())
+            .collect(),
+        anchors,
+        worth: unit_worth(problem),
+        shapes: shapes(problem),
+    };
     let mut best: Option<Assignment> = None;
     for rule in [FillRule::Alignment, FillRule::LargestShare] {
-        let Some(built) = construct_with(problem, baseline, deadline, rule) else {
+        let Some(built) = construct_with(problem, baseline, &inputs, deadline, rule) else {
             continue;
         };
-        let better = best.as_ref().is_none_or(|b| {
-            let (placed, before) = (placed(&built), placed(b));
-            placed > before || (placed == before && objective(problem, &built) < objective(problem, b) - 1e-9)
-        });
-        if better {
+        if best.as_ref().is_none_or(|b| better(problem, &built, b)) {
             best = Some(built);
         }
     }
     best
 }
 
-/// Units an assignment places.
-fn placed(assignment: &Assignment) -> u64 {
-    assignment
-        .bins
-        .iter()
-        .flat_map(|b| b.counts.iter().map(|&(_, n)| n as u64))
-        .sum()
+/// What both constructions read: the anchor classes in FFD order, the types tried for each
+/// (per family), each class's worth per unit, and the request shapes.
+struct Inputs {
+    anchors: Vec<usize>,
+    sizes: Vec<Vec<Vec<usize>>>,
+    worth: Vec<f64>,
+    shapes: Vec<Shape>,
 }
 
 /// How a node is filled: each step adds a unit of the fitting shape that scores highest.
@@ -77,16 +90,14 @@ impl FillRule {
     }
 }
 
-/// The construction with one fill rule; `None` when no class anchors nodes or time runs out.
-fn construct_with(problem: &Problem, baseline: &Assignment, deadline: Instant, rule: FillRule) -> Option<Assignment> {
-    let anchors: Vec<usize> = ffd::class_order(problem)
-        .into_iter()
-        .filter(|&c| problem.classes[c].conflicts.contains(&c))
-        .collect();
-    if anchors.is_empty() {
-        return None;
-    }
-    let worth = unit_worth(problem);
+/// The construction with one fill rule; `None` when time runs out.
+fn construct_with(
+    problem: &Problem,
+    baseline: &Assignment,
+    inputs: &Inputs,
+    deadline: Instant,
+    rule: FillRule,
+) -> Option<Assignment> {
     let mut left: Vec<u32> = problem.classes.iter().map(|c| c.demand).collect();
     // Pods the baseline put on existing nodes stay there: that room costs nothing.
     let mut seeds: Vec<Bin> = vec![];
@@ -98,14 +109,12 @@ fn construct_with(problem: &Problem, baseline: &Assignment, deadline: Instant, r
         book(problem, &mut ledger, bin);
         seeds.push(bin.clone());
     }
-    let families = families(problem);
-    let shapes = shapes(problem);
-    for &anchor in &anchors {
+    for (&anchor, sizes) in inputs.anchors.iter().zip(&inputs.sizes) {
         while left[anchor] > 0 {
             if clock::now() >= deadline {
                 return None;
             }
-            let Some(bin) = best_anchor_node(problem, &families, &shapes, &worth, &left, anchor, rule) else {
+            let Some(bin) = best_anchor_node(problem, sizes, inputs, &left, anchor, rule) else {
                 break;
             };
             let contribution = problem.contribution(bin.kind, &bin.counts);
@@ -129,31 +138,6 @@ fn construct_with(problem: &Problem, baseline: &Assignment, deadline: Instant, r
 fn book(problem: &Problem, ledger: &mut Ledger, bin: &Bin) {
     let contribution = problem.contribution(bin.kind, &bin.counts);
     problem.apply_swap(ledger, &Contribution::default(), &contribution);
-}
-
-/// New-node kinds by pool, zone and capacity type, cheapest first.
-type Families = Vec<Vec<usize>>;
-
-fn families(problem: &Problem) -> Families {
-    let mut index: HashMap<(usize, &str, CapacityType), usize> = HashMap::new();
-    let mut out: Families = vec![];
-    for (k, kind) in problem.kinds.iter().enumerate() {
-        let (false, Some(pool)) = (kind.is_existing(), kind.pool) else {
-            continue;
-        };
-        let next = out.len();
-        let f = *index
-            .entry((pool, kind.zone.as_str(), kind.capacity_type))
-            .or_insert(next);
-        if f == out.len() {
-            out.push(vec![]);
-        }
-        out[f].push(k);
-    }
-    for family in &mut out {
-        family.sort_by(|&a, &b| problem.kind_order(a, b));
-    }
-    out
 }
 
 /// Classes with the same requests, in FFD order: the fill picks a shape, then a class of it.
@@ -197,30 +181,27 @@ fn unit_worth(problem: &Problem) -> Vec<f64> {
 }
 
 /// The node for one unit of `anchor` whose pods are worth most per unit of objective cost,
-/// over the cheapest few types of every family that can hold the anchor.
+/// over `sizes`, the cheapest few types of every family that can hold the anchor.
 fn best_anchor_node(
     problem: &Problem,
-    families: &Families,
-    shapes: &[Shape],
-    worth: &[f64],
+    sizes: &[Vec<usize>],
+    inputs: &Inputs,
     left: &[u32],
     anchor: usize,
     rule: FillRule,
 ) -> Option<Bin> {
     let mut best: Option<(f64, Bin)> = None;
-    for family in families {
-        for kind in sizes(problem, family, anchor) {
-            let bin = fill(problem, kind, shapes, left, anchor, rule);
-            let cost = problem.kinds[kind].cost.max(1e-12);
-            let value: f64 = bin.counts.iter().map(|&(c, n)| worth[c] * n as f64).sum();
-            let score = value / cost;
-            let better = match &best {
-                None => true,
-                Some((s, b)) => score > *s + 1e-12 || (score > *s - 1e-12 && problem.kind_order(kind, b.kind).is_lt()),
-            };
-            if better {
-                best = Some((score, bin));
-            }
+    for &kind in sizes.iter().flatten() {
+        let bin = fill(problem, kind, &inputs.shapes, left, anchor, rule);
+        let cost = problem.kinds[kind].cost.max(1e-12);
+        let value: f64 = bin.counts.iter().map(|&(c, n)| inputs.worth[c] * n as f64).sum();
+        let score = value / cost;
+        let wins = match &best {
+            None => true,
+            Some((s, b)) => score > *s + 1e-12 || (score > *s - 1e-12 && problem.kind_order(kind, b.kind).is_lt()),
+        };
+        if wins {
+            best = Some((score, bin));
         }
     }
     best.map(|(_, bin)| bin)

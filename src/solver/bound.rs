@@ -312,7 +312,8 @@ struct ShareGroup {
 
 fn share_groups(problem: &Problem, placed: &[u64], clique: &[usize]) -> Vec<ShareGroup> {
     use std::collections::HashMap;
-    // Kinds with the same capacity and price (an instance type in several zones) share a key.
+    // Kinds with the same capacity, price, pool and capacity type (an instance type in several
+    // zones) share a key.
     type KindKey = (Vec<i64>, u64, Option<usize>, CapacityType);
     let mut kind_key: HashMap<KindKey, usize> = HashMap::new();
     let kind_ids: Vec<usize> = problem
@@ -342,10 +343,11 @@ fn share_groups(problem: &Problem, placed: &[u64], clique: &[usize]) -> Vec<Shar
         new_kinds.dedup();
         let on_existing = new_kinds.is_empty() && class.kinds.iter().any(|&k| problem.kinds[k].is_existing());
         let in_clique = clique.contains(&c);
-        let forced_pool = problem.kinds[class.kinds[0]]
-            .pool
+        let forced_pool = class
+            .kinds
+            .first()
+            .and_then(|&k| problem.kinds[k].pool)
             .filter(|&p| class.kinds.iter().all(|&k| problem.kinds[k].pool == Some(p)));
-        let forced_pool = if class.kinds.is_empty() { None } else { forced_pool };
         let key = (class.req.clone(), in_clique, new_kinds, on_existing, forced_pool);
         if let Some(&g) = groups.get(&key) {
             out[g].units += placed[c];

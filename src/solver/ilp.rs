@@ -659,7 +659,7 @@ pub(super) fn placed_units(problem: &Problem, a: &Assignment) -> Vec<u32> {
 }
 
 /// Strictly better: places at least as much of every class and costs less, or places more.
-fn better(problem: &Problem, a: &Assignment, b: &Assignment) -> bool {
+pub(crate) fn better(problem: &Problem, a: &Assignment, b: &Assignment) -> bool {
     let (pa, pb) = (placed_units(problem, a), placed_units(problem, b));
     let covers = pa.iter().zip(&pb).all(|(x, y)| x >= y);
     covers && (pa != pb || objective(problem, a) < objective(problem, b) - 1e-9)

@@ -29,6 +29,32 @@ const EPS: f64 = 1e-9;
 /// New-node kinds of one pool, zone and capacity type, cheapest first.
 type Family = Vec<usize>;
 
+/// New-node kinds grouped by pool, zone and capacity type, each group cheapest first, and the
+/// group of each kind (`None` for existing nodes and kinds of no pool).
+pub(crate) fn zone_families(problem: &Problem) -> (Vec<Family>, Vec<Option<usize>>) {
+    let mut family_index: HashMap<(usize, &str, CapacityType), usize> = HashMap::new();
+    let mut families: Vec<Family> = vec![];
+    let mut family_of_kind: Vec<Option<usize>> = vec![None; problem.kinds.len()];
+    for (k, kind) in problem.kinds.iter().enumerate() {
+        let (false, Some(pool)) = (kind.is_existing(), kind.pool) else {
+            continue;
+        };
+        let next = families.len();
+        let f = *family_index
+            .entry((pool, kind.zone.as_str(), kind.capacity_type))
+            .or_insert(next);
+        if f == families.len() {
+            families.push(vec![]);
+        }
+        families[f].push(k);
+        family_of_kind[k] = Some(f);
+    }
+    for family in &mut families {
+        family.sort_by(|&a, &b| problem.kind_order(a, b));
+    }
+    (families, family_of_kind)
+}
+
 /// Improve `assignment` by moves and swaps until no move helps or `deadline` passes.
 pub fn improve(problem: &Problem, assignment: Assignment, deadline: Instant) -> Assignment {
     if clock::now() >= deadline {
@@ -94,26 +120,9 @@ struct Side<'b> {
 
 impl<'a> Search<'a> {
     fn new(problem: &'a Problem, assignment: Assignment) -> Self {
-        let mut family_index: HashMap<(usize, &str, CapacityType), usize> = HashMap::new();
-        let mut families: Vec<Family> = vec![];
-        let mut family_of_kind: Vec<Option<usize>> = vec![None; problem.kinds.len()];
-        for (k, kind) in problem.kinds.iter().enumerate() {
-            let (false, Some(pool)) = (kind.is_existing(), kind.pool) else {
-                continue;
-            };
-            let next = families.len();
-            let f = *family_index
-                .entry((pool, kind.zone.as_str(), kind.capacity_type))
-                .or_insert(next);
-            if f == families.len() {
-                families.push(vec![]);
-            }
-            families[f].push(k);
-            family_of_kind[k] = Some(f);
-        }
+        let (mut families, family_of_kind) = zone_families(problem);
         let mut position = vec![0; problem.kinds.len()];
         for family in &mut families {
-            family.sort_by(|&a, &b| problem.kind_order(a, b));
             for (i, &k) in family.iter().enumerate() {
                 position[k] = i;
             }
