@@ -34,22 +34,37 @@ pub fn construct(problem: &Problem, baseline: &Assignment, deadline: Instant) ->
     if anchors.is_empty() {
         return None;
     }
-    let (families, _) = zone_families(problem);
+    let (families, family_of_kind) = zone_families(problem);
+    let shapes = shapes(problem);
+    let worth = unit_worth(problem);
+    let sizes: Vec<Vec<Vec<usize>>> = anchors
+        .iter()
+        .map(|&a| families.iter().map(|f| sizes(problem, f, a)).collect())
+        .collect();
     let inputs = Inputs {
-        // Per anchor class and family, the types tried (they do not change while building).
-        sizes: anchors
-            .iter()
-            .map(|&a| families.iter().map(|f| sizes(problem, f, a)).collect())
-            .collect(),
+        sizes,
         anchors,
-        worth: unit_worth(problem),
-        shapes: shapes(problem),
+        worth,
+        by_family: classes_by_family(problem, &shapes, families.len(), &family_of_kind),
+        shapes,
     };
+    // The two fill rules build side by side, one thread each, from the same clock reading.
+    let carried = clock::carry();
+    let inputs = &inputs;
+    let results: Vec<(Option<Assignment>, clock::Carried)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = [FillRule::Alignment, FillRule::LargestShare]
+            .into_iter()
+            .map(|rule| scope.spawn(move || carried.run(|| construct_with(problem, baseline, inputs, deadline, rule))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("an anchored construction thread panicked"))
+            .collect()
+    });
+    let clocks: Vec<clock::Carried> = results.iter().map(|(_, c)| *c).collect();
+    clock::catch_up(&clocks);
     let mut best: Option<Assignment> = None;
-    for rule in [FillRule::Alignment, FillRule::LargestShare] {
-        let Some(built) = construct_with(problem, baseline, &inputs, deadline, rule) else {
-            continue;
-        };
+    for built in results.into_iter().filter_map(|(a, _)| a) {
         if best.as_ref().is_none_or(|b| better(problem, &built, b)) {
             best = Some(built);
         }
@@ -61,9 +76,38 @@ pub fn construct(problem: &Problem, baseline: &Assignment, deadline: Instant) ->
 /// (per family), each class's worth per unit, and the request shapes.
 struct Inputs {
     anchors: Vec<usize>,
+    /// Per anchor class and family, the types tried (they do not change while building).
     sizes: Vec<Vec<Vec<usize>>>,
     worth: Vec<f64>,
     shapes: Vec<Shape>,
+    /// Per family and shape, the classes of the shape that may use some kind of the family.
+    by_family: Vec<Vec<Vec<usize>>>,
+}
+
+/// Anchor nodes built between two prunings of the classes with no units left.
+const PRUNE_EVERY: usize = 32;
+
+/// Per family and shape, the classes of that shape (in FFD order) that may use some kind of
+/// the family.
+fn classes_by_family(
+    problem: &Problem,
+    shapes: &[Shape],
+    families: usize,
+    family_of_kind: &[Option<usize>],
+) -> Vec<Vec<Vec<usize>>> {
+    let mut out = vec![vec![vec![]; shapes.len()]; families];
+    let mut seen = vec![usize::MAX; families];
+    for (s, shape) in shapes.iter().enumerate() {
+        for &c in &shape.classes {
+            for f in problem.classes[c].kinds.iter().filter_map(|&k| family_of_kind[k]) {
+                if seen[f] != c {
+                    seen[f] = c;
+                    out[f][s].push(c);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// How a node is filled: each step adds a unit of the fitting shape that scores highest.
@@ -109,12 +153,20 @@ fn construct_with(
         book(problem, &mut ledger, bin);
         seeds.push(bin.clone());
     }
+    let mut live = inputs.by_family.clone();
+    let mut built = 0usize;
     for (&anchor, sizes) in inputs.anchors.iter().zip(&inputs.sizes) {
         while left[anchor] > 0 {
             if clock::now() >= deadline {
                 return None;
             }
-            let Some(bin) = best_anchor_node(problem, sizes, inputs, &left, anchor, rule) else {
+            built += 1;
+            if built % PRUNE_EVERY == 0 {
+                for classes in live.iter_mut().flatten() {
+                    classes.retain(|&c| left[c] > 0);
+                }
+            }
+            let Some(bin) = best_anchor_node(problem, sizes, inputs, &live, &left, anchor, rule) else {
                 break;
             };
             let contribution = problem.contribution(bin.kind, &bin.counts);
@@ -186,13 +238,18 @@ fn best_anchor_node(
     problem: &Problem,
     sizes: &[Vec<usize>],
     inputs: &Inputs,
+    live: &[Vec<Vec<usize>>],
     left: &[u32],
     anchor: usize,
     rule: FillRule,
 ) -> Option<Bin> {
     let mut best: Option<(f64, Bin)> = None;
-    for &kind in sizes.iter().flatten() {
-        let bin = fill(problem, kind, &inputs.shapes, left, anchor, rule);
+    let kinds = sizes
+        .iter()
+        .enumerate()
+        .flat_map(|(f, ks)| ks.iter().map(move |&k| (f, k)));
+    for (f, kind) in kinds {
+        let bin = fill(problem, kind, &inputs.shapes, &live[f], left, anchor, rule);
         let cost = problem.kinds[kind].cost.max(1e-12);
         let value: f64 = bin.counts.iter().map(|&(c, n)| inputs.worth[c] * n as f64).sum();
         let score = value / cost;
@@ -220,13 +277,21 @@ fn sizes(problem: &Problem, family: &[usize], anchor: usize) -> Vec<usize> {
 
 /// A node of `kind` holding one unit of `anchor`, filled from the units still in `left` one
 /// unit at a time with the fitting shape `rule` scores highest.
-fn fill(problem: &Problem, kind: usize, shapes: &[Shape], left: &[u32], anchor: usize, rule: FillRule) -> Bin {
+fn fill(
+    problem: &Problem,
+    kind: usize,
+    shapes: &[Shape],
+    classes: &[Vec<usize>],
+    left: &[u32],
+    anchor: usize,
+    rule: FillRule,
+) -> Bin {
     let mut node = Bin {
         kind,
         used: problem.classes[anchor].req.clone(),
         counts: vec![(anchor, 1)],
     };
-    while let Some((s, c)) = next_unit(problem, shapes, left, &node, rule) {
+    while let Some((s, c)) = next_unit(problem, shapes, classes, left, &node, rule) {
         add_count(&mut node.counts, c, 1);
         for (u, r) in node.used.iter_mut().zip(&shapes[s].req) {
             *u += r;
@@ -235,26 +300,39 @@ fn fill(problem: &Problem, kind: usize, shapes: &[Shape], left: &[u32], anchor: 
     node
 }
 
-/// The (shape, class) unit of the best-matching shape that may join `node`, if any.
-fn next_unit(problem: &Problem, shapes: &[Shape], left: &[u32], node: &Bin, rule: FillRule) -> Option<(usize, usize)> {
+/// The (shape, class) unit of the best-matching shape that may join `node`, if any; `classes`
+/// lists, per shape, the classes that may use the node's family.
+fn next_unit(
+    problem: &Problem,
+    shapes: &[Shape],
+    classes: &[Vec<usize>],
+    left: &[u32],
+    node: &Bin,
+    rule: FillRule,
+) -> Option<(usize, usize)> {
     let cap = &problem.kinds[node.kind].cap;
-    let mut order: Vec<(f64, usize)> = shapes
-        .iter()
-        .enumerate()
-        .filter(|(_, shape)| fits_room(&node.used, &shape.req, cap))
-        .map(|(s, shape)| (rule.score(&node.used, &shape.req, cap), s))
-        .collect();
-    order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    order.into_iter().find_map(|(_, s)| {
-        shapes[s]
-            .classes
-            .iter()
-            .copied()
-            .find(|&c| {
-                left[c] > count_of(&node.counts, c) && problem.can_add(node.kind, &node.used, &node.counts, c, 1)
-            })
-            .map(|c| (s, c))
-    })
+    let mut tried = vec![false; shapes.len()];
+    loop {
+        // The highest-scoring fitting shape not tried yet (ties to the earlier shape).
+        let mut best: Option<(f64, usize)> = None;
+        for (s, shape) in shapes.iter().enumerate() {
+            if tried[s] || classes[s].is_empty() || !fits_room(&node.used, &shape.req, cap) {
+                continue;
+            }
+            let score = rule.score(&node.used, &shape.req, cap);
+            if best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, s));
+            }
+        }
+        let (_, s) = best?;
+        tried[s] = true;
+        let class = classes[s].iter().copied().find(|&c| {
+            left[c] > count_of(&node.counts, c) && problem.can_add(node.kind, &node.used, &node.counts, c, 1)
+        });
+        if let Some(c) = class {
+            return Some((s, c));
+        }
+    }
 }
 
 /// True when `req` fits in the room `cap - used`.

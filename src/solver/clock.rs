@@ -44,6 +44,46 @@ pub fn with_work_clock<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// A thread's clock as it read at one moment, to be carried into another thread.
+#[derive(Debug, Clone, Copy)]
+pub struct Carried(Option<(Instant, u32)>);
+
+/// This thread's clock as it reads now.
+pub fn carry() -> Carried {
+    Carried(WORK.with(|work| work.get()))
+}
+
+impl Carried {
+    /// Run `f` on this thread with the carried clock (a work clock goes on from the carried
+    /// reading, the wall clock stays the wall clock); returns `f`'s result and the clock after it.
+    pub fn run<R>(self, f: impl FnOnce() -> R) -> (R, Carried) {
+        /// Puts back the clock that ran before, also when `f` panics.
+        struct Restore(Option<(Instant, u32)>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                WORK.with(|work| work.set(self.0));
+            }
+        }
+        let _restore = Restore(WORK.with(|work| work.replace(self.0)));
+        let out = f();
+        (out, carry())
+    }
+}
+
+/// Move this thread's work clock on to the furthest of `others` (threads that ran side by side
+/// from this thread's clock end at the reading of the one that read it most).
+pub fn catch_up(others: &[Carried]) {
+    WORK.with(|work| {
+        if let Some((origin, readings)) = work.get() {
+            let furthest = others
+                .iter()
+                .filter_map(|c| c.0.map(|(_, r)| r))
+                .fold(readings, u32::max);
+            work.set(Some((origin, furthest)));
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +94,21 @@ mod tests {
         assert_eq!(b - a, WORK_STEP);
         assert!(inside);
         assert!(!counts_work());
+    }
+
+    #[test]
+    fn a_carried_work_clock_goes_on_in_another_thread_and_the_caller_catches_up() {
+        with_work_clock(|| {
+            let before = now();
+            let carried = carry();
+            let (inside, after) = std::thread::spawn(move || carried.run(|| (now(), now())))
+                .join()
+                .unwrap();
+            assert_eq!(inside.0 - before, WORK_STEP);
+            assert_eq!(inside.1 - before, 2 * WORK_STEP);
+            catch_up(&[after]);
+            assert_eq!(now() - before, 3 * WORK_STEP);
+        });
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub fn solve(problem: &Problem, baseline: &Assignment, deadline: Instant) -> (As
     };
     let best = optimise(problem, &start, share_of(deadline, share), true);
     let best = if classes > LARGE {
-        super::local_search::improve(problem, best, share_of(deadline, 0.8))
+        super::local_search::improve_split(problem, best, share_of(deadline, 0.8))
     } else {
         best
     };

@@ -22,7 +22,7 @@ use super::packing::{Assignment, Bin, Contribution, Ledger, add_count, count_of}
 use super::problem::Problem;
 
 /// Target nodes tried per source unit when a pool has more nodes than this.
-const TARGETS: usize = 80;
+const TARGETS: usize = 40;
 /// Improvement smaller than this is noise.
 const EPS: f64 = 1e-9;
 
@@ -70,6 +70,71 @@ pub fn improve(problem: &Problem, assignment: Assignment, deadline: Instant) -> 
     search.finish()
 }
 
+/// New nodes below which the split search does not pay for its threads.
+const SPLIT_MIN_NODES: usize = 200;
+
+/// Improve like `improve`, with the new nodes dealt into two halves (alternately within each
+/// pool and capacity type) searched side by side, one thread each, until `deadline`. Moves
+/// never cross halves there, so this runs only when no pool limit, pool budget or CostBudget
+/// needs the shared ledger and there are enough new nodes; otherwise it is `improve`. The
+/// halves are fixed by the input, not the machine, so a work clock still gives one result.
+pub fn improve_split(problem: &Problem, assignment: Assignment, deadline: Instant) -> Assignment {
+    let searched = assignment.bins.iter().filter(|b| movable(problem, b)).count();
+    if needs_ledger(problem) || searched < SPLIT_MIN_NODES || clock::now() >= deadline {
+        return improve(problem, assignment, deadline);
+    }
+    let (halves, rest) = deal(problem, assignment.bins);
+    let carried = clock::carry();
+    let results: Vec<(Assignment, clock::Carried)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = halves
+            .into_iter()
+            .map(|bins| {
+                let half = Assignment { bins, unplaced: vec![] };
+                scope.spawn(move || carried.run(|| improve(problem, half, deadline)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a local search thread panicked"))
+            .collect()
+    });
+    let clocks: Vec<clock::Carried> = results.iter().map(|(_, c)| *c).collect();
+    clock::catch_up(&clocks);
+    let mut bins = rest;
+    bins.extend(results.into_iter().flat_map(|(a, _)| a.bins));
+    Assignment {
+        bins,
+        unplaced: assignment.unplaced,
+    }
+}
+
+/// Whether the search may move pods off `bin`: a new node of some pool.
+fn movable(problem: &Problem, bin: &Bin) -> bool {
+    let kind = &problem.kinds[bin.kind];
+    !kind.is_existing() && kind.pool.is_some()
+}
+
+/// Deal the movable bins into two halves, alternately within each pool and capacity type;
+/// the others are returned apart.
+fn deal(problem: &Problem, bins: Vec<Bin>) -> ([Vec<Bin>; 2], Vec<Bin>) {
+    let mut halves: [Vec<Bin>; 2] = [vec![], vec![]];
+    let mut rest = vec![];
+    let mut dealt: HashMap<(usize, CapacityType), usize> = HashMap::new();
+    for bin in bins {
+        if !movable(problem, &bin) {
+            rest.push(bin);
+            continue;
+        }
+        let kind = &problem.kinds[bin.kind];
+        let turn = dealt
+            .entry((kind.pool.unwrap_or(usize::MAX), kind.capacity_type))
+            .or_insert(0);
+        halves[*turn % 2].push(bin);
+        *turn += 1;
+    }
+    (halves, rest)
+}
+
 /// The state of the search.
 struct Search<'a> {
     problem: &'a Problem,
@@ -79,6 +144,9 @@ struct Search<'a> {
     /// Family of each bin (new nodes only).
     family_of: Vec<Option<usize>>,
     families: Vec<Family>,
+    /// Per family, the componentwise largest capacity of its kinds up to each position: no kind
+    /// before the first position whose reach covers a load can hold it.
+    reach: Vec<Vec<Vec<i64>>>,
     /// Position of each new kind in its family.
     position: Vec<usize>,
     /// Per class, the families whose kinds it may use, sorted.
@@ -137,6 +205,7 @@ impl<'a> Search<'a> {
                 fs
             })
             .collect();
+        let reach = families.iter().map(|f| prefix_reach(problem, f)).collect();
         let bins = assignment.bins;
         let family_of: Vec<Option<usize>> = bins.iter().map(|b| family_of_kind[b.kind]).collect();
         let cost = bins.iter().map(|b| problem.kinds[b.kind].cost).collect();
@@ -170,6 +239,7 @@ impl<'a> Search<'a> {
             cost,
             family_of,
             families,
+            reach,
             position,
             class_families,
             partners,
@@ -328,9 +398,15 @@ impl<'a> Search<'a> {
         if side.emptied {
             return Some((current, 0.0));
         }
-        let family = &self.families[self.family_of[side.bin]?];
+        let f = self.family_of[side.bin]?;
+        let family = &self.families[f];
         let grew = side.used.iter().zip(&self.bins[side.bin].used).all(|(n, o)| n >= o);
-        let start = if grew { self.position[current] } else { 0 };
+        let reach = &self.reach[f];
+        let first_reaching = reach.partition_point(|r| r.iter().zip(&side.used).any(|(c, u)| c < u));
+        let start = if grew { self.position[current] } else { 0 }.max(first_reaching);
+        if start >= family.len() {
+            return None;
+        }
         let kind = family[start..].iter().copied().find(|&k| self.holds(k, side))?;
         Some((kind, self.problem.kinds[kind].cost))
     }
@@ -381,6 +457,20 @@ impl<'a> Search<'a> {
             unplaced: self.unplaced,
         }
     }
+}
+
+/// The componentwise largest capacity of `family`'s kinds up to each position.
+fn prefix_reach(problem: &Problem, family: &[usize]) -> Vec<Vec<i64>> {
+    let mut reach: Vec<Vec<i64>> = Vec::with_capacity(family.len());
+    for &k in family {
+        let cap = &problem.kinds[k].cap;
+        let next = match reach.last() {
+            None => cap.clone(),
+            Some(prev) => prev.iter().zip(cap).map(|(a, b)| *a.max(b)).collect(),
+        };
+        reach.push(next);
+    }
+    reach
 }
 
 /// Whether any global constraint (pool limits or budgets, CostBudgets) needs the ledger.
