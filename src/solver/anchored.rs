@@ -161,7 +161,7 @@ fn construct_with(
                 return None;
             }
             built += 1;
-            if built % PRUNE_EVERY == 0 {
+            if built.is_multiple_of(PRUNE_EVERY) {
                 for classes in live.iter_mut().flatten() {
                     classes.retain(|&c| left[c] > 0);
                 }
