@@ -48,23 +48,12 @@ pub fn construct(problem: &Problem, baseline: &Assignment, deadline: Instant) ->
         by_family: classes_by_family(problem, &shapes, families.len(), &family_of_kind),
         shapes,
     };
-    // The two fill rules build side by side, one thread each, from the same clock reading.
-    let carried = clock::carry();
-    let inputs = &inputs;
-    let results: Vec<(Option<Assignment>, clock::Carried)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = [FillRule::Alignment, FillRule::LargestShare]
-            .into_iter()
-            .map(|rule| scope.spawn(move || carried.run(|| construct_with(problem, baseline, inputs, deadline, rule))))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("an anchored construction thread panicked"))
-            .collect()
+    // The two fill rules build side by side, one thread each.
+    let results = clock::side_by_side(vec![FillRule::Alignment, FillRule::LargestShare], |rule| {
+        construct_with(problem, baseline, &inputs, deadline, rule)
     });
-    let clocks: Vec<clock::Carried> = results.iter().map(|(_, c)| *c).collect();
-    clock::catch_up(&clocks);
     let mut best: Option<Assignment> = None;
-    for built in results.into_iter().filter_map(|(a, _)| a) {
+    for built in results.into_iter().flatten() {
         if best.as_ref().is_none_or(|b| better(problem, &built, b)) {
             best = Some(built);
         }

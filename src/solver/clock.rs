@@ -44,19 +44,41 @@ pub fn with_work_clock<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Run `f` on each of `inputs` side by side, one thread each, every thread on this thread's
+/// clock as it reads now (a work clock goes on from this reading in each thread, the wall clock
+/// stays the wall clock); afterwards this thread's work clock stands at the reading of the
+/// thread that read it most. Results come back in the order of `inputs`, so under a work clock
+/// the outcome does not depend on the machine.
+pub fn side_by_side<T: Send, R: Send>(inputs: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let carried = carry();
+    let f = &f;
+    let results: Vec<(R, Carried)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = inputs
+            .into_iter()
+            .map(|input| scope.spawn(move || carried.run(|| f(input))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    let clocks: Vec<Carried> = results.iter().map(|(_, c)| *c).collect();
+    catch_up(&clocks);
+    results.into_iter().map(|(r, _)| r).collect()
+}
+
 /// A thread's clock as it read at one moment, to be carried into another thread.
 #[derive(Debug, Clone, Copy)]
-pub struct Carried(Option<(Instant, u32)>);
+struct Carried(Option<(Instant, u32)>);
 
 /// This thread's clock as it reads now.
-pub fn carry() -> Carried {
+fn carry() -> Carried {
     Carried(WORK.with(|work| work.get()))
 }
 
 impl Carried {
-    /// Run `f` on this thread with the carried clock (a work clock goes on from the carried
-    /// reading, the wall clock stays the wall clock); returns `f`'s result and the clock after it.
-    pub fn run<R>(self, f: impl FnOnce() -> R) -> (R, Carried) {
+    /// Run `f` on this thread with the carried clock; returns `f`'s result and the clock after it.
+    fn run<R>(self, f: impl FnOnce() -> R) -> (R, Carried) {
         /// Puts back the clock that ran before, also when `f` panics.
         struct Restore(Option<(Instant, u32)>);
         impl Drop for Restore {
@@ -72,7 +94,7 @@ impl Carried {
 
 /// Move this thread's work clock on to the furthest of `others` (threads that ran side by side
 /// from this thread's clock end at the reading of the one that read it most).
-pub fn catch_up(others: &[Carried]) {
+fn catch_up(others: &[Carried]) {
     WORK.with(|work| {
         if let Some((origin, readings)) = work.get() {
             let furthest = others
@@ -97,16 +119,12 @@ mod tests {
     }
 
     #[test]
-    fn a_carried_work_clock_goes_on_in_another_thread_and_the_caller_catches_up() {
+    fn side_by_side_threads_go_on_from_the_work_clock_and_the_caller_catches_up() {
         with_work_clock(|| {
             let before = now();
-            let carried = carry();
-            let (inside, after) = std::thread::spawn(move || carried.run(|| (now(), now())))
-                .join()
-                .unwrap();
-            assert_eq!(inside.0 - before, WORK_STEP);
-            assert_eq!(inside.1 - before, 2 * WORK_STEP);
-            catch_up(&[after]);
+            let inside = side_by_side(vec![1, 2], |n| (0..n).map(|_| now()).collect::<Vec<_>>());
+            assert_eq!(inside[0], vec![before + WORK_STEP]);
+            assert_eq!(inside[1], vec![before + WORK_STEP, before + 2 * WORK_STEP]);
             assert_eq!(now() - before, 3 * WORK_STEP);
         });
     }

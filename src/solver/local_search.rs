@@ -84,24 +84,11 @@ pub fn improve_split(problem: &Problem, assignment: Assignment, deadline: Instan
         return improve(problem, assignment, deadline);
     }
     let (halves, rest) = deal(problem, assignment.bins);
-    let carried = clock::carry();
-    let results: Vec<(Assignment, clock::Carried)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = halves
-            .into_iter()
-            .map(|bins| {
-                let half = Assignment { bins, unplaced: vec![] };
-                scope.spawn(move || carried.run(|| improve(problem, half, deadline)))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a local search thread panicked"))
-            .collect()
+    let results = clock::side_by_side(Vec::from(halves), |bins| {
+        improve(problem, Assignment { bins, unplaced: vec![] }, deadline)
     });
-    let clocks: Vec<clock::Carried> = results.iter().map(|(_, c)| *c).collect();
-    clock::catch_up(&clocks);
     let mut bins = rest;
-    bins.extend(results.into_iter().flat_map(|(a, _)| a.bins));
+    bins.extend(results.into_iter().flat_map(|a| a.bins));
     Assignment {
         bins,
         unplaced: assignment.unplaced,
