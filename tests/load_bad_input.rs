@@ -373,3 +373,50 @@ fn bad_pdb_names_budget_and_field() {
         "its only pod is pending: already unavailable"
     );
 }
+
+const PERIOD_BUDGET: &str = "apiVersion: purser.dev/v1\nkind: CostBudget\nmetadata: {name: team-vision}\nspec: {maxHourlyCost: 40, period: Weekly, maxPeriodCost: 5000}\n";
+
+#[test]
+fn period_budgets_load_and_their_allowed_run_rate_lowers_the_hourly_cap() {
+    let b = &load(PERIOD_BUDGET).unwrap().snapshot.budgets[0];
+    assert_eq!(
+        (b.period.as_deref(), b.max_period_cost, b.max_hourly_cost),
+        (Some("Weekly"), Some(5000.0), 40.0)
+    );
+    // Only a period cap: the period defaults to Monthly.
+    let monthly = PERIOD_BUDGET.replace("period: Weekly, ", "");
+    assert_eq!(
+        load(&monthly).unwrap().snapshot.budgets[0].period.as_deref(),
+        Some("Monthly")
+    );
+    // The ledger's allowed run-rate in the status binds when it is the lower cap.
+    let with_status = format!("{PERIOD_BUDGET}status: {{allowedRunRate: 12.5}}\n");
+    assert_eq!(load(&with_status).unwrap().snapshot.budgets[0].max_hourly_cost, 12.5);
+    let loose = format!("{PERIOD_BUDGET}status: {{allowedRunRate: 90}}\n");
+    assert_eq!(load(&loose).unwrap().snapshot.budgets[0].max_hourly_cost, 40.0);
+    // Without a period cap the status's rate is not used.
+    let no_cap = format!(
+        "{}status: {{allowedRunRate: 1}}\n",
+        PERIOD_BUDGET.replace(", maxPeriodCost: 5000", "")
+    );
+    assert_eq!(load(&no_cap).unwrap().snapshot.budgets[0].max_hourly_cost, 40.0);
+}
+
+#[test]
+fn bad_periods_and_period_caps_name_the_field() {
+    let e = load_err(&PERIOD_BUDGET.replace("Weekly", "Fortnightly"));
+    assert_eq!(
+        (e.object.as_str(), e.field.as_str()),
+        ("CostBudget team-vision", "spec.period")
+    );
+    assert!(
+        e.message.contains("expected Monthly, Weekly, or a cron expression"),
+        "{e}"
+    );
+    let e = load_err(&PERIOD_BUDGET.replace("Weekly", "'0 0 32 * *'"));
+    assert_eq!(e.field, "spec.period");
+    assert!(e.message.contains("not a valid cron expression"), "{e}");
+    let e = load_err(&PERIOD_BUDGET.replace("5000", "-1"));
+    assert_eq!(e.field, "spec.maxPeriodCost");
+    assert!(e.message.contains("0 or more"), "{e}");
+}

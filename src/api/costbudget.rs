@@ -46,6 +46,16 @@ pub struct CostBudgetSpec {
     /// USD per hour the selected pods' allocated cost may not exceed.
     #[x_kube(validation = Rule::new("self >= 0.0").message("must not be negative (USD per hour)"))]
     pub max_hourly_cost: f64,
+    /// How spend is cut into periods: `Monthly`, `Weekly`, or a cron expression whose firings
+    /// start each period (a sprint, e.g. `0 0 1,15 * *`), in UTC. Default Monthly when
+    /// `maxPeriodCost` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    /// USD the selected pods' allocated cost may add up to over one period; when the forecast
+    /// would pass it, the planner's allowed run-rate for the scope drops to what is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0.0").message("must not be negative (USD per period)"))]
+    pub max_period_cost: Option<f64>,
 }
 
 /// The scope of a budget: namespaces and/or a pod label selector (both must match when both are set).
@@ -70,7 +80,22 @@ pub struct CostBudgetStatus {
     /// Number of pods the budget covers now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pods: Option<i64>,
-    /// Exceeded.
+    /// Start of the current period (RFC 3339), when the budget has a period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_start: Option<String>,
+    /// End of the current period (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<String>,
+    /// USD allocated to the covered pods so far in the period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend_to_date: Option<f64>,
+    /// Spend to date plus the run-rate until the period ends (an estimate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<f64>,
+    /// The run-rate the planner allows the scope so that the period cap holds (USD per hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_run_rate: Option<f64>,
+    /// Exceeded, Warning (forecast at 80% of the period cap) and Invalid.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,

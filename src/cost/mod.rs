@@ -6,6 +6,8 @@
 //! vCPU-hour, 0.004237 USD per GiB-hour of RAM, 0.95 USD per GPU-hour). See
 //! docs/cost-allocation.md.
 
+pub mod ledger;
+
 use crate::model::resources::Resources;
 
 /// Reference price of one vCPU-hour, used only for the proportions.

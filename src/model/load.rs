@@ -814,12 +814,48 @@ fn read_budget(input: &Input<'_>) -> Result<Budget, ModelError> {
         None => None,
         Some(sel) => Some(label_selector(object, "spec.selector.podSelector", sel)?),
     };
+    let (period, max_period_cost) = budget_period(object, &budget)?;
+    // The controller's ledger writes the run-rate the period cap still allows; the planner
+    // holds the scope to it at once.
+    let allowed = budget
+        .status
+        .as_ref()
+        .and_then(|s| s.allowed_run_rate)
+        .filter(|r| max_period_cost.is_some() && r.is_finite() && *r >= 0.0);
     Ok(Budget {
         name: input.name.clone(),
         namespaces: budget.spec.selector.namespaces.clone(),
         selector,
-        max_hourly_cost,
+        max_hourly_cost: allowed.map_or(max_hourly_cost, |a| a.min(max_hourly_cost)),
+        period,
+        max_period_cost,
     })
+}
+
+/// A CostBudget's period and period cap, validated: the period defaults to Monthly when only
+/// the cap is set.
+fn budget_period(object: &str, budget: &api::CostBudget) -> Result<(Option<String>, Option<f64>), ModelError> {
+    let cap = match budget.spec.max_period_cost {
+        None => None,
+        Some(c) if c.is_finite() && c >= 0.0 => Some(c),
+        Some(c) => {
+            return Err(ModelError::new(
+                object,
+                "spec.maxPeriodCost",
+                &format!("is {c}; must be a finite number of USD per period, 0 or more"),
+            ));
+        }
+    };
+    let period = match (&budget.spec.period, cap) {
+        (Some(p), _) => {
+            p.parse::<crate::cost::ledger::Period>()
+                .map_err(|e| ModelError::new(object, "spec.period", &e))?;
+            Some(p.clone())
+        }
+        (None, Some(_)) => Some("Monthly".to_string()),
+        (None, None) => None,
+    };
+    Ok((period, cap))
 }
 
 /// The tolerations the DaemonSet controller adds to every pod it creates.

@@ -111,8 +111,15 @@ pub struct Budget {
     pub namespaces: Vec<String>,
     /// Pod label selector; None means every pod.
     pub selector: Option<LabelSelector>,
-    /// USD/hour cap on the allocated cost of the pods in scope.
+    /// USD/hour cap on the allocated cost of the pods in scope: `spec.maxHourlyCost`, lowered
+    /// to the status's allowed run-rate when a period cap is set.
     pub max_hourly_cost: f64,
+    /// The period spend is counted over (`Monthly`, `Weekly` or a cron expression), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    /// USD cap over one period, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_period_cost: Option<f64>,
 }
 
 impl Budget {
