@@ -2,9 +2,10 @@
 //! sections), referenced from `spec.template.spec.nodeClassRef`.
 //!
 //! In: the user's spec. Out: the NodeClass controller's status (condition Ready). The spec is
-//! provider-neutral for now: `tags` for every cloud and `kwok` for the kwok provider. AWS settings
-//! (subnets, security groups, AMI selection, instance profile) will arrive as `spec.aws` in the
-//! AWS provider's issue, next to `kwok`, so a class can carry settings for several providers.
+//! provider-neutral at the top (`tags` for every cloud) with one section per provider: `kwok` for
+//! the kwok provider and `aws` (subnets, security groups, images, instance profile, volumes,
+//! metadata options; defined in the `purser-aws` crate), so a class can carry settings for
+//! several providers. The AWS provider writes `status.aws` (what the selectors resolved to).
 
 #![allow(
     clippy::duplicated_attributes,
@@ -51,6 +52,9 @@ pub struct NodeClassSpec {
     /// Settings for the kwok provider (nodes simulated as Node objects).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kwok: Option<KwokNodeClass>,
+    /// Settings for the AWS provider (shaped like Karpenter's EC2NodeClass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<purser_aws::nodeclass::AwsNodeClass>,
 }
 
 /// Settings of the kwok provider.
@@ -71,6 +75,9 @@ pub struct NodeClassStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+    /// What the AWS provider resolved the selectors of `spec.aws` to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<purser_aws::nodeclass::AwsNodeClassStatus>,
 }
 
 impl_has_conditions!(NodeClassStatus);

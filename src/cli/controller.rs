@@ -2,7 +2,8 @@
 //!
 //! Flags and environment variables (`PURSER_*`) configure it; the kubeconfig or in-cluster
 //! service account gives the API server. `--provider kwok` creates Node objects directly (no
-//! cloud account needed); `--provider aws` comes with the AWS provider.
+//! cloud account needed); `--provider aws` launches EC2 instances (credentials from the standard
+//! chain: environment, IRSA, EKS Pod Identity), see docs/aws.md.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +21,8 @@ use crate::controllers::{self, Settings};
 pub enum Provider {
     /// Node objects created directly in the cluster (Karpenter's kwok provider).
     Kwok,
+    /// EC2 instances through CreateFleet, with live prices and the spot interruption queue.
+    Aws,
 }
 
 /// `purser controller` arguments.
@@ -70,6 +73,22 @@ pub struct ControllerArgs {
     /// Run without leader election (one replica only).
     #[arg(long, env = "PURSER_NO_LEADER_ELECTION")]
     pub no_leader_election: bool,
+    /// Cluster name; aws: instances are tagged with it and only tagged instances are touched.
+    #[arg(long, env = "PURSER_CLUSTER_NAME", default_value = "")]
+    pub cluster_name: String,
+    /// aws: region (default: the SDK's, from AWS_REGION or the profile).
+    #[arg(long, env = "AWS_REGION")]
+    pub aws_region: Option<String>,
+    /// aws: endpoint URL override for EC2 and SQS (testing, e.g. moto).
+    #[arg(long, env = "PURSER_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+    /// aws: endpoint URL override for the Pricing API (testing).
+    #[arg(long, env = "PURSER_AWS_PRICING_ENDPOINT_URL")]
+    pub aws_pricing_endpoint_url: Option<String>,
+    /// aws: URL of the SQS queue EventBridge sends interruption events to (none: no
+    /// interruption handling).
+    #[arg(long, env = "PURSER_AWS_INTERRUPTION_QUEUE")]
+    pub aws_interruption_queue: Option<String>,
     /// kwok: namespace of the instance records.
     #[arg(long, env = "PURSER_KWOK_NAMESPACE", default_value = "kube-system")]
     pub kwok_namespace: String,
@@ -134,8 +153,13 @@ async fn serve(args: ControllerArgs, catalog: Catalog) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
     let cloud: Arc<dyn CloudProvider> = match args.provider {
         Provider::Kwok => kwok_cloud(&args, client.clone(), &catalog).await?,
+        Provider::Aws => aws_cloud(&args, client.clone(), &catalog).await?,
     };
-    let ctx = controllers::Context::new(client, cloud, catalog, args.settings());
+    let mut settings = args.settings();
+    if args.provider == Provider::Aws {
+        settings.catalog_refresh = Duration::from_secs(60);
+    }
+    let ctx = controllers::Context::new(client, cloud, catalog, settings);
     let probes = controllers::http::Probes {
         metrics: ctx.metrics.clone(),
         ready: ctx.ready.clone(),
@@ -159,6 +183,43 @@ async fn kwok_cloud(
     let provider = purser_kwok::KwokProvider::new(client.clone(), catalog.to_spec(), options);
     tokio::spawn(provider.kubelet().run(futures::future::pending::<()>()));
     Ok(Arc::new(provider))
+}
+
+/// How often the AWS provider re-resolves NodeClasses.
+const NODECLASS_EVERY: Duration = Duration::from_secs(30);
+/// How often the AWS provider looks whether its catalog is due for a refresh.
+const CATALOG_EVERY: Duration = Duration::from_secs(30);
+
+async fn aws_cloud(
+    args: &ControllerArgs,
+    client: kube::Client,
+    catalog: &Catalog,
+) -> anyhow::Result<Arc<dyn CloudProvider>> {
+    if args.cluster_name.is_empty() {
+        anyhow::bail!("--cluster-name (PURSER_CLUSTER_NAME) is required with --provider aws: instances are tagged with it");
+    }
+    let sdk = purser_aws::sdk_config(args.aws_region.as_deref(), args.aws_endpoint_url.as_deref()).await;
+    let Some(region) = sdk.region().map(|r| r.to_string()) else {
+        anyhow::bail!("no AWS region: set --aws-region or AWS_REGION");
+    };
+    let kubernetes_version = match client.apiserver_version().await {
+        Ok(v) => format!("{}.{}", v.major, v.minor.trim_end_matches('+')),
+        Err(_) => purser_aws::AwsOptions::default().kubernetes_version,
+    };
+    let options = purser_aws::AwsOptions {
+        cluster_name: args.cluster_name.clone(),
+        region,
+        interruption_queue_url: args.aws_interruption_queue.clone(),
+        kubernetes_version,
+        ..purser_aws::AwsOptions::default()
+    };
+    let clients = purser_aws::Clients::new(&sdk, args.aws_pricing_endpoint_url.as_deref());
+    let provider = Arc::new(purser_aws::AwsProvider::new(clients, options, Some(client), catalog.to_spec()));
+    let classes = provider.clone();
+    tokio::spawn(async move { purser_aws::nodeclasses::run(&classes, NODECLASS_EVERY).await });
+    let prices = provider.clone();
+    tokio::spawn(async move { prices.run_catalog_refresh(CATALOG_EVERY).await });
+    Ok(provider)
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -86,7 +86,7 @@ pub async fn disrupt_once(ctx: &Arc<Context>) -> Result<usize, Error> {
     let mut options = DisruptOptions::at(chrono::Utc::now().timestamp());
     options.plan.spot_rework_hours = ctx.settings.spot_rework_hours;
     options.plan.unavailable = ctx.unavailable.current();
-    let catalog = ctx.catalog.clone();
+    let catalog = ctx.catalog();
     let decision = tokio::task::spawn_blocking(move || engine::decide(&snapshot, &catalog, &options))
         .await
         .map_err(|e| Error::Other(format!("disruption engine task: {e}")))?;

@@ -10,6 +10,7 @@
 //!                                                    └──► disruption::decide ─► termination (replace, taint, delete)
 //!  NodeClaim ──► nodeclaim::reconcile: launch ► register ► initialize │ finalizer: drain ► terminate
 //!  cloud.list ──► gc: leaked instances terminated after a grace period
+//!  cloud.interruptions ──► interruption: Node annotated purser.dev/interruption ──► disruption
 //! ```
 //! Every decision comes from the same engine `purser plan` and the simulator call. The loops run
 //! only on the replica that holds the Lease ([`leader`]); probes and metrics run on every replica.
@@ -20,7 +21,9 @@ pub mod conditions;
 pub mod disruption;
 pub mod events;
 pub mod gc;
+pub mod refresh;
 pub mod http;
+pub mod interruption;
 pub mod leader;
 pub mod metrics;
 pub mod nodeclaim;
@@ -69,6 +72,9 @@ pub struct Settings {
     pub unavailable_for: Duration,
     /// How often the disruption engine runs (zero disables disruption).
     pub disruption_interval: Duration,
+    /// How often the cloud's catalog is read into the planner's (zero: never; the catalog
+    /// given at start-up serves).
+    pub catalog_refresh: Duration,
     /// How often the leaked-instance collector runs.
     pub gc_interval: Duration,
     /// An instance with no NodeClaim is terminated once it has been seen leaked this long.
@@ -99,6 +105,7 @@ impl Default for Settings {
             registration_ttl: Duration::from_secs(15 * 60),
             unavailable_for: Duration::from_secs(180),
             disruption_interval: Duration::from_secs(10),
+            catalog_refresh: Duration::ZERO,
             gc_interval: Duration::from_secs(30),
             leak_grace: Duration::from_secs(300),
             termination_grace: Duration::from_secs(600),
@@ -155,8 +162,8 @@ pub struct Context {
     pub client: kube::Client,
     /// The cloud.
     pub cloud: Arc<dyn CloudProvider>,
-    /// Instance types and prices the planner uses.
-    pub catalog: Arc<Catalog>,
+    /// Instance types and prices the planner uses (replaced when the cloud's catalog changes).
+    catalog: std::sync::RwLock<Arc<Catalog>>,
     /// Settings.
     pub settings: Settings,
     /// Watched objects.
@@ -194,7 +201,7 @@ impl Context {
             events: events::Events::new(client.clone(), &settings.identity),
             client,
             cloud,
-            catalog: Arc::new(catalog),
+            catalog: std::sync::RwLock::new(Arc::new(catalog)),
             cluster,
             unavailable: unavailable::Unavailable::default(),
             metrics: Arc::new(metrics::Metrics::default()),
@@ -220,11 +227,25 @@ impl Context {
                 .is_some()
         };
         let extra = self.recent_claims.missing_from(&known);
-        let mut built = snapshot::build(&self.cluster, &self.catalog, &self.validator, extra);
+        let mut built = snapshot::build(&self.cluster, &self.catalog(), &self.validator, extra);
         if let Ok(without) = self.findings.pools_without_class.lock() {
             built.snapshot.pools.retain(|p| !without.contains(&p.name));
         }
         built
+    }
+
+    /// The catalog the planner uses now.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        match self.catalog.read() {
+            Ok(c) => c.clone(),
+            Err(e) => e.into_inner().clone(),
+        }
+    }
+
+    /// Plan with `catalog` from now on.
+    pub fn set_catalog(&self, catalog: Catalog) {
+        let mut slot = self.catalog.write().unwrap_or_else(|e| e.into_inner());
+        *slot = Arc::new(catalog);
     }
 
     /// The latest provisioning plans, oldest first.
@@ -259,6 +280,8 @@ pub async fn run(
             r = disruption::run(ctx.clone()) => r,
             r = gc::run(ctx.clone()) => r,
             r = status::run(ctx.clone()) => r,
+            r = interruption::run(ctx.clone()) => r,
+            r = refresh::run(ctx.clone()) => r,
         }
     };
     let result = tokio::select! {

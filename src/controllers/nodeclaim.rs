@@ -163,6 +163,12 @@ pub fn launch_request(claim: &NodeClaim) -> LaunchRequest {
     LaunchRequest {
         node_claim: claim.metadata.name.clone().unwrap_or_default(),
         node_pool: labels.get(NODEPOOL).cloned().unwrap_or_default(),
+        node_class: claim
+            .spec
+            .node_class_ref
+            .as_ref()
+            .map(|r| r.name.clone())
+            .unwrap_or_default(),
         instance_types: values(INSTANCE_TYPE),
         capacity_type: pinned(claim, CAPACITY_TYPE).unwrap_or_else(|| "on-demand".into()),
         zones: values(ZONE),
@@ -176,14 +182,14 @@ pub fn launch_request(claim: &NodeClaim) -> LaunchRequest {
 async fn launch(claim: &NodeClaim, ctx: &Context, api: &Api<NodeClaim>) -> Result<Action, Error> {
     let name = claim.metadata.name.clone().unwrap_or_default();
     let mut request = launch_request(claim);
-    if let Some(it) = request.instance_types.first().and_then(|t| ctx.catalog.find(t)) {
+    let catalog = ctx.catalog();
+    if let Some(it) = request.instance_types.first().and_then(|t| catalog.find(t)) {
         request.allocatable = it.allocatable.to_strings();
     }
     match ctx.cloud.create(request.clone()).await {
         Ok(instance) => {
-            let it = ctx.catalog.find(&instance.instance_type);
-            let price = ctx
-                .catalog
+            let it = catalog.find(&instance.instance_type);
+            let price = catalog
                 .find(&instance.instance_type)
                 .and_then(|t| {
                     t.offerings

@@ -118,7 +118,7 @@ pub async fn provision_once(ctx: &Context) -> Result<Option<Outcome>, Error> {
         spot_rework_hours: ctx.settings.spot_rework_hours,
         unavailable: ctx.unavailable.current(),
     };
-    let catalog = ctx.catalog.clone();
+    let catalog = ctx.catalog();
     let (plan, snapshot) = tokio::task::spawn_blocking(move || (solver::plan(&snapshot, &catalog, &options), snapshot))
         .await
         .map_err(|e| Error::Other(format!("planner task: {e}")))?;

@@ -81,6 +81,10 @@ pub struct LaunchRequest {
     pub node_claim: String,
     /// NodePool the claim belongs to.
     pub node_pool: String,
+    /// NodeClass named by the claim's `nodeClassRef` (empty when it names none); clouds that
+    /// need provider settings (subnets, images) read them from it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node_class: String,
     /// Instance types in order of preference (the plan's choice first).
     pub instance_types: Vec<String>,
     /// `on-demand` or `spot`.
@@ -133,6 +137,32 @@ pub struct Instance {
     pub node_claim: String,
 }
 
+/// What an interruption notice says will happen to an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InterruptionKind {
+    /// The spot instance will be reclaimed (two minutes' notice).
+    SpotInterruption,
+    /// The spot instance is at elevated risk of interruption.
+    Rebalance,
+    /// Scheduled maintenance will stop or retire the instance.
+    ScheduledChange,
+    /// The instance is stopping, stopped, shutting down or terminated.
+    StateChange,
+}
+
+/// An interruption notice for one instance, from the cloud's event feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InterruptionEvent {
+    /// The cloud's instance ID (the last path segment of the provider ID, e.g. `i-0abc`).
+    pub instance_id: String,
+    /// What will happen.
+    pub kind: InterruptionKind,
+    /// Free text for logs and Events (the event's source and detail type).
+    pub detail: String,
+}
+
 /// Errors a cloud provider reports.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CloudError {
@@ -168,4 +198,9 @@ pub trait CloudProvider: Send + Sync {
     fn delete(&self, provider_id: String) -> BoxFuture<'_, Result<(), CloudError>>;
     /// The instance types the cloud offers now, with prices.
     fn instance_types(&self) -> BoxFuture<'_, Result<CatalogFile, CloudError>>;
+    /// Wait for the next interruption notices (a long poll); clouds without a notice feed never
+    /// return.
+    fn interruptions(&self) -> BoxFuture<'_, Result<Vec<InterruptionEvent>, CloudError>> {
+        Box::pin(futures::future::pending())
+    }
 }

@@ -1,0 +1,456 @@
+//! Launching: one launch template per NodeClass hash (reused), and an instant `CreateFleet`
+//! whose overrides are the plan's instance type first, then compatible types that cost no
+//! more, across the allowed subnets.
+//!
+//! In: a [`LaunchRequest`], its [`ResolvedClass`] and the catalog. Out: the launched instance ID,
+//! or [`LaunchError::Capacity`] naming the offering that had no capacity.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{
+    DefaultTargetCapacityType, FleetLaunchTemplateConfigRequest,
+    FleetLaunchTemplateOverridesRequest, FleetLaunchTemplateSpecificationRequest, FleetOnDemandAllocationStrategy,
+    FleetType, InstanceType, LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
+    LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
+    LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
+    LaunchTemplateInstanceMetadataProtocolIpv6, LaunchTemplateTagSpecificationRequest, OnDemandOptionsRequest,
+    RequestLaunchTemplateData, ResourceType, SpotAllocationStrategy, SpotOptionsRequest, Tag, TagSpecification,
+    TargetCapacitySpecificationRequest, VolumeType,
+};
+use base64::Engine;
+use purser_cloudprovider::{CatalogFile, InstanceTypeSpec, LaunchRequest};
+use sha2::{Digest, Sha256};
+
+use crate::errors::{AwsError, CAPACITY_CODES, RetryPolicy, call};
+use crate::nodeclass::volume_size_gib;
+use crate::resolve::ResolvedClass;
+
+/// At most this many overrides go into one fleet request (EC2 allows 300).
+pub const MAX_OVERRIDES: usize = 60;
+/// At most this many instance types are tried per launch (the plan's first).
+pub const MAX_TYPES: usize = 10;
+
+/// Tag keys Purser sets.
+pub mod tags {
+    /// The cluster (value: its name); the only instances Purser ever lists or terminates.
+    pub const CLUSTER: &str = "purser.dev/cluster";
+    /// The NodePool.
+    pub const NODEPOOL: &str = "purser.dev/nodepool";
+    /// The NodeClaim.
+    pub const NODECLAIM: &str = "purser.dev/nodeclaim";
+    /// The NodeClass.
+    pub const NODECLASS: &str = "purser.dev/nodeclass";
+    /// Capacity type asked for.
+    pub const CAPACITY_TYPE: &str = "purser.dev/capacity-type";
+    /// The Kubernetes cluster ownership tag prefix (`kubernetes.io/cluster/<name>=owned`).
+    pub const KUBERNETES_CLUSTER_PREFIX: &str = "kubernetes.io/cluster/";
+}
+
+/// Why a fleet launched nothing.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LaunchError {
+    /// No override had capacity; names the plan's offering (first instance type).
+    #[error("insufficient capacity for {instance_type} in {zone}: {code}")]
+    Capacity {
+        /// The plan's instance type.
+        instance_type: String,
+        /// The zone it failed in.
+        zone: String,
+        /// The EC2 error code.
+        code: String,
+    },
+    /// The request could not be built or EC2 refused it.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+/// The idempotency token of a claim's launch: the same claim always gets the same token.
+pub fn client_token(cluster: &str, node_claim: &str) -> String {
+    let digest = Sha256::digest(format!("{cluster}/{node_claim}").as_bytes());
+    let hex: String = digest.iter().take(24).map(|b| format!("{b:02x}")).collect();
+    format!("purser-{hex}")
+}
+
+/// The tags of an instance and its volumes.
+pub fn instance_tags(cluster: &str, request: &LaunchRequest, class: &ResolvedClass) -> BTreeMap<String, String> {
+    let mut tags = class.tags.clone();
+    tags.extend(request.tags.clone());
+    tags.insert("Name".into(), request.node_claim.clone());
+    tags.insert(tags::CLUSTER.into(), cluster.into());
+    tags.insert(format!("{}{cluster}", tags::KUBERNETES_CLUSTER_PREFIX), "owned".into());
+    tags.insert(tags::NODEPOOL.into(), request.node_pool.clone());
+    tags.insert(tags::NODECLAIM.into(), request.node_claim.clone());
+    tags.insert(tags::NODECLASS.into(), class.name.clone());
+    tags.insert(tags::CAPACITY_TYPE.into(), request.capacity_type.clone());
+    tags
+}
+
+fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+/// The plan's instance types, then compatible ones that cost no more in the allowed zones:
+/// same architecture and accelerators, at least the CPU and memory of the plan's type.
+pub fn candidate_types(request: &LaunchRequest, catalog: &CatalogFile) -> Vec<String> {
+    let mut out: Vec<String> = request.instance_types.iter().take(MAX_TYPES).cloned().collect();
+    let Some(first) = request
+        .instance_types
+        .first()
+        .and_then(|n| catalog.instance_types.iter().find(|t| &t.name == n))
+    else {
+        return out;
+    };
+    let Some(ceiling) = best_price(first, request) else { return out };
+    let mut others: Vec<(f64, &InstanceTypeSpec)> = catalog
+        .instance_types
+        .iter()
+        .filter(|t| !out.contains(&t.name) && compatible(first, t))
+        .filter_map(|t| best_price(t, request).map(|p| (p, t)))
+        .filter(|(p, _)| *p <= ceiling)
+        .collect();
+    others.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
+    for (_, t) in others {
+        if out.len() >= MAX_TYPES {
+            break;
+        }
+        out.push(t.name.clone());
+    }
+    out
+}
+
+fn best_price(t: &InstanceTypeSpec, request: &LaunchRequest) -> Option<f64> {
+    t.offerings
+        .iter()
+        .filter(|o| o.capacity_type == request.capacity_type)
+        .filter(|o| request.zones.is_empty() || request.zones.contains(&o.zone))
+        .filter_map(|o| o.price)
+        .min_by(f64::total_cmp)
+}
+
+fn compatible(plan: &InstanceTypeSpec, other: &InstanceTypeSpec) -> bool {
+    let label = |t: &InstanceTypeSpec, k: &str| t.labels.get(k).cloned();
+    let number = |t: &InstanceTypeSpec, k: &str| t.labels.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let accelerators = |t: &InstanceTypeSpec| {
+        t.capacity
+            .iter()
+            .filter(|(k, _)| k.contains('/'))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    label(plan, "kubernetes.io/arch") == label(other, "kubernetes.io/arch")
+        && label(plan, "kubernetes.io/os") == label(other, "kubernetes.io/os")
+        && accelerators(plan) == accelerators(other)
+        && number(other, "purser.dev/instance-cpu") >= number(plan, "purser.dev/instance-cpu")
+        && number(other, "purser.dev/instance-memory") >= number(plan, "purser.dev/instance-memory")
+}
+
+/// The launch template data of a class for one architecture.
+pub fn template_data(class: &ResolvedClass, arch: &str, tags: &BTreeMap<String, String>) -> Result<RequestLaunchTemplateData, AwsError> {
+    let Some(ami) = class.ami_for(arch) else {
+        return Err(AwsError::local(
+            "CreateLaunchTemplate",
+            "NoImage",
+            format!("NodeClass {}: no image for architecture {arch}", class.name),
+        ));
+    };
+    let metadata = class.spec.metadata_options.clone().unwrap_or_default();
+    let mut data = RequestLaunchTemplateData::builder()
+        .image_id(&ami.id)
+        .set_security_group_ids(Some(class.status.security_groups.iter().map(|g| g.id.clone()).collect()))
+        .metadata_options(
+            LaunchTemplateInstanceMetadataOptionsRequest::builder()
+                .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::from(metadata.http_endpoint.as_str()))
+                .http_tokens(LaunchTemplateHttpTokensState::from(metadata.http_tokens.as_str()))
+                .http_put_response_hop_limit(metadata.http_put_response_hop_limit)
+                .http_protocol_ipv6(LaunchTemplateInstanceMetadataProtocolIpv6::from(
+                    metadata.http_protocol_ipv6.as_str(),
+                ))
+                .build(),
+        )
+        .tag_specifications(
+            LaunchTemplateTagSpecificationRequest::builder()
+                .resource_type(ResourceType::Volume)
+                .set_tags(Some(tag_list(tags)))
+                .build(),
+        );
+    if let Some(profile) = &class.status.instance_profile {
+        data = data.iam_instance_profile(
+            LaunchTemplateIamInstanceProfileSpecificationRequest::builder()
+                .name(profile)
+                .build(),
+        );
+    }
+    if let Some(user_data) = &class.spec.user_data {
+        data = data.user_data(base64::engine::general_purpose::STANDARD.encode(user_data));
+    }
+    for (i, m) in class.spec.block_device_mappings.iter().enumerate() {
+        let size = volume_size_gib(&m.ebs.volume_size).map_err(|p| {
+            AwsError::local(
+                "CreateLaunchTemplate",
+                "InvalidNodeClass",
+                format!("NodeClass {}: spec.aws.blockDeviceMappings[{i}].ebs.volumeSize: {p}", class.name),
+            )
+        })?;
+        let ebs = LaunchTemplateEbsBlockDeviceRequest::builder()
+            .volume_size(size)
+            .volume_type(VolumeType::from(m.ebs.volume_type.as_deref().unwrap_or("gp3")))
+            .set_iops(m.ebs.iops)
+            .set_throughput(m.ebs.throughput)
+            .set_encrypted(m.ebs.encrypted)
+            .set_kms_key_id(m.ebs.kms_key_id.clone())
+            .set_snapshot_id(m.ebs.snapshot_id.clone())
+            .delete_on_termination(m.ebs.delete_on_termination.unwrap_or(true))
+            .build();
+        data = data.block_device_mappings(
+            LaunchTemplateBlockDeviceMappingRequest::builder()
+                .device_name(&m.device_name)
+                .ebs(ebs)
+                .build(),
+        );
+    }
+    Ok(data.build())
+}
+
+/// The ID of the launch template `name`, created from `data` when it does not exist yet.
+pub async fn ensure_template(
+    ec2: &aws_sdk_ec2::Client,
+    retry: &RetryPolicy,
+    name: &str,
+    data: RequestLaunchTemplateData,
+    tags: &BTreeMap<String, String>,
+) -> Result<String, AwsError> {
+    if let Some(id) = find_template(ec2, retry, name).await? {
+        return Ok(id);
+    }
+    let created = call("CreateLaunchTemplate", retry, || {
+        ec2.create_launch_template()
+            .launch_template_name(name)
+            .launch_template_data(data.clone())
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::LaunchTemplate)
+                    .set_tags(Some(tag_list(tags)))
+                    .build(),
+            )
+            .send()
+    })
+    .await;
+    match created {
+        Ok(out) => out
+            .launch_template()
+            .and_then(|t| t.launch_template_id())
+            .map(str::to_string)
+            .ok_or_else(|| AwsError::local("CreateLaunchTemplate", "NoId", "the response has no template ID")),
+        Err(e) if e.code.contains("AlreadyExists") => find_template(ec2, retry, name)
+            .await?
+            .ok_or_else(|| AwsError::local("DescribeLaunchTemplates", "NotFound", format!("launch template {name} vanished"))),
+        Err(e) => Err(e),
+    }
+}
+
+async fn find_template(ec2: &aws_sdk_ec2::Client, retry: &RetryPolicy, name: &str) -> Result<Option<String>, AwsError> {
+    let found = call("DescribeLaunchTemplates", retry, || {
+        ec2.describe_launch_templates().launch_template_names(name).send()
+    })
+    .await;
+    match found {
+        Ok(out) => Ok(out
+            .launch_templates()
+            .first()
+            .and_then(|t| t.launch_template_id())
+            .map(str::to_string)),
+        Err(e) if e.code.contains("NotFound") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// One instant fleet for one instance.
+pub struct FleetRequest<'a> {
+    /// The launch template to use.
+    pub template_id: &'a str,
+    /// Instance types in order of preference.
+    pub instance_types: &'a [String],
+    /// Subnets (ID, zone) allowed.
+    pub subnets: &'a [(String, String)],
+    /// `spot` or `on-demand`.
+    pub capacity_type: &'a str,
+    /// Idempotency token.
+    pub client_token: &'a str,
+    /// Instance and volume tags.
+    pub tags: &'a BTreeMap<String, String>,
+}
+
+/// The overrides: every candidate type in every allowed subnet, the plan's type first.
+pub fn overrides(types: &[String], subnets: &[(String, String)]) -> Vec<FleetLaunchTemplateOverridesRequest> {
+    let mut out = vec![];
+    for (rank, t) in types.iter().enumerate() {
+        for (subnet, zone) in subnets {
+            if out.len() >= MAX_OVERRIDES {
+                return out;
+            }
+            out.push(
+                FleetLaunchTemplateOverridesRequest::builder()
+                    .instance_type(InstanceType::from(t.as_str()))
+                    .subnet_id(subnet)
+                    .availability_zone(zone)
+                    .priority(rank as f64)
+                    .build(),
+            );
+        }
+    }
+    out
+}
+
+/// Launch one instance through an instant fleet; returns its instance ID.
+pub async fn create_fleet(ec2: &aws_sdk_ec2::Client, retry: &RetryPolicy, request: &FleetRequest<'_>) -> Result<String, LaunchError> {
+    let spot = request.capacity_type == "spot";
+    let config = FleetLaunchTemplateConfigRequest::builder()
+        .launch_template_specification(
+            FleetLaunchTemplateSpecificationRequest::builder()
+                .launch_template_id(request.template_id)
+                .version("$Latest")
+                .build(),
+        )
+        .set_overrides(Some(overrides(request.instance_types, request.subnets)))
+        .build();
+    let capacity = TargetCapacitySpecificationRequest::builder()
+        .total_target_capacity(1)
+        .default_target_capacity_type(if spot {
+            DefaultTargetCapacityType::Spot
+        } else {
+            DefaultTargetCapacityType::OnDemand
+        })
+        .build();
+    let out = call("CreateFleet", retry, || {
+        let mut fleet = ec2
+            .create_fleet()
+            .r#type(FleetType::Instant)
+            .client_token(request.client_token)
+            .launch_template_configs(config.clone())
+            .target_capacity_specification(capacity.clone())
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .set_tags(Some(tag_list(request.tags)))
+                    .build(),
+            );
+        fleet = if spot {
+            fleet.spot_options(
+                SpotOptionsRequest::builder()
+                    .allocation_strategy(SpotAllocationStrategy::PriceCapacityOptimized)
+                    .build(),
+            )
+        } else {
+            fleet.on_demand_options(
+                OnDemandOptionsRequest::builder()
+                    .allocation_strategy(FleetOnDemandAllocationStrategy::LowestPrice)
+                    .build(),
+            )
+        };
+        fleet.send()
+    })
+    .await?;
+    if let Some(id) = out.instances().iter().flat_map(|i| i.instance_ids()).next() {
+        return Ok(id.clone());
+    }
+    Err(fleet_failure(&out, request))
+}
+
+/// The error of a fleet that launched nothing: capacity when every error is a capacity error.
+fn fleet_failure(out: &aws_sdk_ec2::operation::create_fleet::CreateFleetOutput, request: &FleetRequest<'_>) -> LaunchError {
+    let errors = out.errors();
+    let plan_type = request.instance_types.first().cloned().unwrap_or_default();
+    let first_zone = request.subnets.first().map(|s| s.1.clone()).unwrap_or_default();
+    if !errors.is_empty() && errors.iter().all(|e| CAPACITY_CODES.contains(&e.error_code().unwrap_or_default())) {
+        let on_plan = errors.iter().find(|e| {
+            e.launch_template_and_overrides()
+                .and_then(|l| l.overrides())
+                .and_then(|o| o.instance_type())
+                .is_some_and(|t| t.as_str() == plan_type)
+        });
+        let chosen = on_plan.unwrap_or(&errors[0]);
+        let zone = chosen
+            .launch_template_and_overrides()
+            .and_then(|l| l.overrides())
+            .and_then(|o| o.availability_zone())
+            .map(str::to_string)
+            .unwrap_or(first_zone);
+        return LaunchError::Capacity {
+            instance_type: plan_type,
+            zone,
+            code: chosen.error_code().unwrap_or_default().to_string(),
+        };
+    }
+    let detail: Vec<String> = errors
+        .iter()
+        .map(|e| format!("{}: {}", e.error_code().unwrap_or("?"), e.error_message().unwrap_or("")))
+        .collect();
+    LaunchError::Aws(AwsError::local(
+        "CreateFleet",
+        "NothingLaunched",
+        if detail.is_empty() { "the fleet launched no instance and gave no error".into() } else { detail.join("; ") },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use purser_cloudprovider::OfferingSpec;
+
+    fn spec(name: &str, cpu: u32, mem: u32, price: f64) -> InstanceTypeSpec {
+        InstanceTypeSpec {
+            name: name.into(),
+            capacity: [("cpu".to_string(), cpu.to_string())].into(),
+            labels: [
+                ("kubernetes.io/arch".to_string(), "amd64".to_string()),
+                ("purser.dev/instance-cpu".to_string(), cpu.to_string()),
+                ("purser.dev/instance-memory".to_string(), mem.to_string()),
+            ]
+            .into(),
+            offerings: vec![OfferingSpec {
+                zone: "z1".into(),
+                capacity_type: "spot".into(),
+                price: Some(price),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn alternatives_are_compatible_and_no_dearer_with_the_plans_type_first() {
+        let catalog = CatalogFile {
+            instance_types: vec![
+                spec("m5.large", 2, 8192, 0.04),
+                spec("m6i.large", 2, 8192, 0.035),
+                spec("c5.large", 2, 4096, 0.03),
+                spec("m5.xlarge", 4, 16384, 0.08),
+                spec("r5.large", 2, 16384, 0.04),
+            ],
+            ..Default::default()
+        };
+        let request = LaunchRequest {
+            instance_types: vec!["m5.large".into()],
+            capacity_type: "spot".into(),
+            ..Default::default()
+        };
+        assert_eq!(candidate_types(&request, &catalog), ["m5.large", "m6i.large", "r5.large"]);
+    }
+
+    #[test]
+    fn the_client_token_depends_only_on_cluster_and_claim() {
+        assert_eq!(client_token("c", "n1"), client_token("c", "n1"));
+        assert_ne!(client_token("c", "n1"), client_token("c", "n2"));
+        assert!(client_token("c", "n1").len() <= 64);
+    }
+
+    #[test]
+    fn overrides_put_the_plans_type_first_in_every_subnet() {
+        let subnets = vec![("s1".to_string(), "z1".to_string()), ("s2".to_string(), "z2".to_string())];
+        let o = overrides(&["a.large".into(), "b.large".into()], &subnets);
+        assert_eq!(o.len(), 4);
+        assert_eq!(o[0].instance_type().map(|t| t.as_str()), Some("a.large"));
+        assert_eq!(o[1].subnet_id(), Some("s2"));
+        assert_eq!(o[2].instance_type().map(|t| t.as_str()), Some("b.large"));
+    }
+}

@@ -1,0 +1,169 @@
+//! Interruption notices from an SQS queue fed by EventBridge: spot interruption warnings,
+//! rebalance recommendations, AWS Health scheduled changes and instance state changes.
+//!
+//! In: SQS messages (long poll). Out: [`InterruptionEvent`]s. Every message is deleted once
+//! read: a malformed one or one that is not an EC2 event is logged (saying what is wrong) and
+//! deleted, so it never blocks or crashes the loop.
+
+use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+use purser_cloudprovider::{InterruptionEvent, InterruptionKind};
+use serde_json::Value;
+
+use crate::errors::{AwsError, RetryPolicy, call};
+
+/// Longest SQS long poll.
+pub const WAIT_SECONDS: i32 = 20;
+
+/// What one message meant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    /// Notices for instances.
+    Events(Vec<InterruptionEvent>),
+    /// A well-formed event that needs no action (e.g. an instance starting).
+    Ignored(String),
+}
+
+/// Parse one message body (an EventBridge event); `Err` says what is wrong with it.
+pub fn parse(body: &str) -> Result<Parsed, String> {
+    let event: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+    let source = event["source"].as_str().ok_or("no \"source\" field: not an EventBridge event")?;
+    let detail_type = event["detail-type"].as_str().ok_or("no \"detail-type\" field")?;
+    let detail = &event["detail"];
+    let one = |kind: InterruptionKind| -> Result<Parsed, String> {
+        let id = detail["instance-id"]
+            .as_str()
+            .ok_or_else(|| format!("{detail_type}: no detail.instance-id"))?;
+        Ok(Parsed::Events(vec![InterruptionEvent {
+            instance_id: id.to_string(),
+            kind,
+            detail: format!("{source}: {detail_type}"),
+        }]))
+    };
+    match (source, detail_type) {
+        ("aws.ec2", "EC2 Spot Instance Interruption Warning") => one(InterruptionKind::SpotInterruption),
+        ("aws.ec2", "EC2 Instance Rebalance Recommendation") => one(InterruptionKind::Rebalance),
+        ("aws.ec2", "EC2 Instance State-change Notification") => {
+            let state = detail["state"]
+                .as_str()
+                .ok_or_else(|| format!("{detail_type}: no detail.state"))?;
+            if matches!(state, "stopping" | "stopped" | "shutting-down" | "terminated") {
+                one(InterruptionKind::StateChange)
+            } else {
+                Ok(Parsed::Ignored(format!("instance state {state}")))
+            }
+        }
+        ("aws.health", "AWS Health Event") => health(detail, source, detail_type),
+        _ => Err(format!("unexpected event {source}/{detail_type} (expected an EC2 or AWS Health event)")),
+    }
+}
+
+fn health(detail: &Value, source: &str, detail_type: &str) -> Result<Parsed, String> {
+    if detail["service"].as_str() != Some("EC2") {
+        return Ok(Parsed::Ignored(format!("AWS Health event for {}", detail["service"])));
+    }
+    if detail["eventTypeCategory"].as_str() != Some("scheduledChange") {
+        return Ok(Parsed::Ignored(format!("AWS Health {} event", detail["eventTypeCategory"])));
+    }
+    let entities = detail["affectedEntities"]
+        .as_array()
+        .ok_or("AWS Health Event: no detail.affectedEntities")?;
+    let events: Vec<InterruptionEvent> = entities
+        .iter()
+        .filter_map(|e| e["entityValue"].as_str())
+        .filter(|id| id.starts_with("i-"))
+        .map(|id| InterruptionEvent {
+            instance_id: id.to_string(),
+            kind: InterruptionKind::ScheduledChange,
+            detail: format!("{source}: {detail_type}"),
+        })
+        .collect();
+    if events.is_empty() {
+        return Err("AWS Health Event: no instance in detail.affectedEntities".into());
+    }
+    Ok(Parsed::Events(events))
+}
+
+/// Receive one batch (waiting up to [`WAIT_SECONDS`]), delete it, and return its notices.
+pub async fn poll(
+    sqs: &aws_sdk_sqs::Client,
+    retry: &RetryPolicy,
+    queue_url: &str,
+    wait_seconds: i32,
+) -> Result<Vec<InterruptionEvent>, AwsError> {
+    let out = call("ReceiveMessage", retry, || {
+        sqs.receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait_seconds)
+            .send()
+    })
+    .await?;
+    let mut events = vec![];
+    let mut delete = vec![];
+    for (i, message) in out.messages().iter().enumerate() {
+        let body = message.body().unwrap_or_default();
+        match parse(body) {
+            Ok(Parsed::Events(e)) => events.extend(e),
+            Ok(Parsed::Ignored(why)) => tracing::debug!(why, "interruption queue: nothing to do"),
+            Err(problem) => tracing::warn!(
+                queue = queue_url,
+                message_id = message.message_id().unwrap_or(""),
+                problem,
+                "interruption queue: deleting a message that is not a usable EC2 event"
+            ),
+        }
+        if let Some(handle) = message.receipt_handle()
+            && let Ok(entry) = DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(handle)
+                .build()
+        {
+            delete.push(entry);
+        }
+    }
+    if !delete.is_empty() {
+        call("DeleteMessageBatch", retry, || {
+            sqs.delete_message_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(delete.clone()))
+                .send()
+        })
+        .await?;
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spot_warning_names_the_instance() {
+        let body = r#"{"version":"0","source":"aws.ec2","detail-type":"EC2 Spot Instance Interruption Warning","detail":{"instance-id":"i-1","instance-action":"terminate"}}"#;
+        let Ok(Parsed::Events(events)) = parse(body) else { panic!("parsed") };
+        assert_eq!(events[0].instance_id, "i-1");
+        assert_eq!(events[0].kind, InterruptionKind::SpotInterruption);
+    }
+
+    #[test]
+    fn state_changes_health_events_and_rebalances_are_understood() {
+        let stopping = r#"{"source":"aws.ec2","detail-type":"EC2 Instance State-change Notification","detail":{"instance-id":"i-2","state":"stopping"}}"#;
+        assert!(matches!(parse(stopping), Ok(Parsed::Events(e)) if e[0].kind == InterruptionKind::StateChange));
+        let running = stopping.replace("stopping", "running");
+        assert!(matches!(parse(&running), Ok(Parsed::Ignored(_))));
+        let health = r#"{"source":"aws.health","detail-type":"AWS Health Event","detail":{"service":"EC2","eventTypeCategory":"scheduledChange","affectedEntities":[{"entityValue":"i-3"},{"entityValue":"i-4"}]}}"#;
+        assert!(matches!(parse(health), Ok(Parsed::Events(e)) if e.len() == 2 && e[1].instance_id == "i-4"));
+        let rebalance = r#"{"source":"aws.ec2","detail-type":"EC2 Instance Rebalance Recommendation","detail":{"instance-id":"i-5"}}"#;
+        assert!(matches!(parse(rebalance), Ok(Parsed::Events(e)) if e[0].kind == InterruptionKind::Rebalance));
+    }
+
+    #[test]
+    fn malformed_and_foreign_messages_say_what_is_wrong() {
+        assert!(parse("hello").unwrap_err().starts_with("not JSON"));
+        assert!(parse(r#"{"a":1}"#).unwrap_err().contains("not an EventBridge event"));
+        let s3 = r#"{"source":"aws.s3","detail-type":"Object Created","detail":{}}"#;
+        assert!(parse(s3).unwrap_err().contains("unexpected event aws.s3/Object Created"));
+        let no_id = r#"{"source":"aws.ec2","detail-type":"EC2 Spot Instance Interruption Warning","detail":{}}"#;
+        assert!(parse(no_id).unwrap_err().contains("no detail.instance-id"));
+    }
+}

@@ -1,0 +1,180 @@
+//! Test support: a `moto_server` on 127.0.0.1 (EC2 and SQS), SDK settings pointing at it, and
+//! an interceptor that makes EC2 answer `CreateFleet` with a capacity error (moto never does).
+//!
+//! Used by this crate's tests and the controller's AWS scenarios; nothing here runs in
+//! production.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::config::interceptors::{BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut};
+use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_types::body::SdkBody;
+
+/// The moto version CI installs (`pip install 'moto[server]==…'`).
+pub const MOTO_VERSION: &str = "5.2.1";
+
+/// A `moto_server` child process on a free 127.0.0.1 port, killed on drop.
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `moto_server` binary: `$MOTO_SERVER`, else the first on `PATH`.
+pub fn moto_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("MOTO_SERVER") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("moto_server"))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+impl Moto {
+    /// Start `moto_server -H 127.0.0.1 -p <free port>` and wait (up to 60 s) until it listens.
+    /// Panics, saying how to install it, when the binary is missing: tests must not skip.
+    pub fn start() -> Moto {
+        let Some(binary) = moto_binary() else {
+            panic!(
+                "moto_server is not installed (not on PATH, MOTO_SERVER unset): install it with \
+                 pip install 'moto[server]=={MOTO_VERSION}' (.ci/run does)"
+            );
+        };
+        let port = free_port();
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(60), "moto_server did not listen on port {port} within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    /// SDK settings for this server: static test credentials, us-east-1, no SDK retries.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        test_sdk_config(&self.url).await
+    }
+}
+
+/// SDK settings for a test endpoint: static credentials, us-east-1, no SDK retries.
+pub async fn test_sdk_config(url: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new("test", "test", None, None, "purser-tests"))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await
+}
+
+/// Makes `CreateFleet` calls whose first override is a poisoned instance type fail with
+/// `InsufficientInstanceCapacity` in the response's error set, as EC2 does; the request never
+/// reaches moto (it is turned into a harmless `DescribeRegions`).
+#[derive(Debug, Clone, Default)]
+pub struct CapacityInjector {
+    poisoned: Arc<Mutex<Vec<String>>>,
+    pending: Arc<Mutex<Option<(String, String)>>>,
+    injected: Arc<Mutex<usize>>,
+}
+
+impl CapacityInjector {
+    /// Fail launches whose plan's instance type is `instance_type`.
+    pub fn poison(&self, instance_type: &str) {
+        self.poisoned.lock().expect("lock").push(instance_type.to_string());
+    }
+
+    /// How many capacity errors were injected.
+    pub fn injected(&self) -> usize {
+        *self.injected.lock().expect("lock")
+    }
+
+    fn first_override(body: &str) -> Option<(String, String)> {
+        let param = |name: &str| {
+            body.split('&')
+                .find_map(|kv| kv.strip_prefix(&format!("LaunchTemplateConfigs.1.Overrides.1.{name}=")))
+                .map(|v| v.replace("%2F", "/"))
+        };
+        Some((param("InstanceType")?, param("AvailabilityZone").unwrap_or_default()))
+    }
+}
+
+impl Intercept for CapacityInjector {
+    fn name(&self) -> &'static str {
+        "CapacityInjector"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        let body = request.body().bytes().map(|b| String::from_utf8_lossy(b).to_string()).unwrap_or_default();
+        if !body.contains("Action=CreateFleet") {
+            return Ok(());
+        }
+        let Some((instance_type, zone)) = Self::first_override(&body) else { return Ok(()) };
+        if !self.poisoned.lock().expect("lock").contains(&instance_type) {
+            return Ok(());
+        }
+        let harmless = "Action=DescribeRegions&Version=2016-11-15";
+        *request.body_mut() = SdkBody::from(harmless);
+        request.headers_mut().insert("content-length", harmless.len().to_string());
+        *self.pending.lock().expect("lock") = Some((instance_type, zone));
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some((instance_type, zone)) = self.pending.lock().expect("lock").take() else { return Ok(()) };
+        *self.injected.lock().expect("lock") += 1;
+        let xml = format!(
+            r#"<CreateFleetResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>injected</requestId><fleetId>fleet-injected</fleetId><errorSet><item><launchTemplateAndOverrides><overrides><instanceType>{instance_type}</instanceType><availabilityZone>{zone}</availabilityZone></overrides></launchTemplateAndOverrides><errorCode>InsufficientInstanceCapacity</errorCode><errorMessage>We currently do not have sufficient {instance_type} capacity in the Availability Zone you requested ({zone}).</errorMessage></item></errorSet><fleetInstanceSet/></CreateFleetResponse>"#
+        );
+        *context.response_mut().body_mut() = SdkBody::from(xml);
+        Ok(())
+    }
+}
+
+/// Clients for tests: EC2 (with `injector`) and SQS on `sdk`, Pricing on `pricing_url`.
+pub fn clients(sdk: &aws_config::SdkConfig, injector: &CapacityInjector, pricing_url: Option<&str>) -> crate::Clients {
+    let mut clients = crate::Clients::new(sdk, pricing_url);
+    let ec2 = aws_sdk_ec2::config::Builder::from(sdk).interceptor(injector.clone()).build();
+    clients.ec2 = aws_sdk_ec2::Client::from_conf(ec2);
+    clients
+}
