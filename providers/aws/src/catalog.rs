@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_ec2::types::{Filter, InstanceTypeInfo, LocationType};
+use aws_sdk_ec2::types::{InstanceTypeInfo, LocationType};
 use purser_cloudprovider::{CatalogFile, InstanceTypeSpec, OfferingSpec};
 
 use crate::errors::{AwsError, RetryPolicy, call};
@@ -89,6 +89,9 @@ impl LiveCatalog {
 
 /// The catalog from the snapshot, EC2's view (when there is one) and on-demand prices.
 pub fn merge(snapshot: &CatalogFile, ec2: Option<&Ec2View>, on_demand: &BTreeMap<String, f64>) -> CatalogFile {
+    if ec2.is_none() && on_demand.is_empty() {
+        return snapshot.clone();
+    }
     let mut out = CatalogFile {
         region: snapshot.region.clone(),
         source: format!("{} (live prices and offerings from the AWS APIs where available)", snapshot.source),
@@ -289,7 +292,6 @@ async fn read_spot_prices(
             ec2.describe_spot_price_history()
                 .product_descriptions("Linux/UNIX")
                 .start_time(now)
-                .filters(Filter::builder().name("product-description").values("Linux/UNIX").build())
                 .set_next_token(token.clone())
                 .send()
         })

@@ -319,7 +319,11 @@ impl AwsProvider {
         let Some(id) = instances::instance_id(&provider_id) else {
             return Err(CloudError::NotFound(provider_id));
         };
-        let found = self.find(id).await?;
+        let found = match self.find(id).await {
+            Ok(found) => found,
+            Err(CloudError::NotFound(_)) => return Err(CloudError::NotFound(provider_id)),
+            Err(e) => return Err(e),
+        };
         if found.cluster.as_deref() != Some(self.options.cluster_name.as_str()) {
             return Err(CloudError::Other(format!(
                 "refusing to terminate {id}: it is not tagged {}={}",
@@ -354,7 +358,11 @@ impl CloudProvider for AwsProvider {
     fn get(&self, provider_id: String) -> BoxFuture<'_, Result<Instance, CloudError>> {
         async move {
             let id = instances::instance_id(&provider_id).ok_or_else(|| CloudError::NotFound(provider_id.clone()))?;
-            Ok(self.find(id).await?.instance)
+            match self.find(id).await {
+                Ok(found) => Ok(found.instance),
+                Err(CloudError::NotFound(_)) => Err(CloudError::NotFound(provider_id)),
+                Err(e) => Err(e),
+            }
         }
         .boxed()
     }

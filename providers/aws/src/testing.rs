@@ -178,3 +178,32 @@ pub fn clients(sdk: &aws_config::SdkConfig, injector: &CapacityInjector, pricing
     clients.ec2 = aws_sdk_ec2::Client::from_conf(ec2);
     clients
 }
+
+/// Tag the default subnets of us-east-1a and us-east-1b and the first security group with
+/// `key=value` for discovery; returns an x86_64 image ID.
+pub async fn prepare_vpc(ec2: &aws_sdk_ec2::Client, key: &str, value: &str) -> String {
+    let tag = aws_sdk_ec2::types::Tag::builder().key(key).value(value).build();
+    let subnets = ec2.describe_subnets().send().await.expect("subnets");
+    for s in subnets.subnets() {
+        if matches!(s.availability_zone(), Some("us-east-1a" | "us-east-1b")) {
+            ec2.create_tags()
+                .resources(s.subnet_id().expect("id"))
+                .tags(tag.clone())
+                .send()
+                .await
+                .expect("tag subnet");
+        }
+    }
+    let groups = ec2.describe_security_groups().send().await.expect("groups");
+    let group = groups.security_groups().first().and_then(|g| g.group_id()).expect("a group");
+    ec2.create_tags().resources(group).tags(tag).send().await.expect("tag group");
+    let images = ec2.describe_images().send().await.expect("images");
+    images
+        .images()
+        .iter()
+        .find(|i| i.architecture().map(|a| a.as_str()) == Some("x86_64"))
+        .and_then(|i| i.image_id())
+        .expect("an x86_64 image")
+        .to_string()
+}
+

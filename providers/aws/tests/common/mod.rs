@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_sdk_ec2::types::Tag;
 use purser_aws::errors::RetryPolicy;
 use purser_aws::nodeclass::{AmiSelectorTerm, AwsNodeClass, SelectorTerm};
 use purser_aws::testing::{self, CapacityInjector, Moto};
@@ -64,32 +63,9 @@ pub fn snapshot() -> CatalogFile {
     }
 }
 
-/// Tag the default subnets of us-east-1a and us-east-1b and the default security group for
-/// discovery; returns an x86_64 image ID.
+/// Tag the VPC for discovery; returns an x86_64 image ID.
 pub async fn prepare_vpc(ec2: &aws_sdk_ec2::Client) -> String {
-    let tag = Tag::builder().key(DISCOVERY).value(CLUSTER).build();
-    let subnets = ec2.describe_subnets().send().await.expect("subnets");
-    for s in subnets.subnets() {
-        if matches!(s.availability_zone(), Some("us-east-1a" | "us-east-1b")) {
-            ec2.create_tags()
-                .resources(s.subnet_id().expect("id"))
-                .tags(tag.clone())
-                .send()
-                .await
-                .expect("tag subnet");
-        }
-    }
-    let groups = ec2.describe_security_groups().send().await.expect("groups");
-    let group = groups.security_groups().first().and_then(|g| g.group_id()).expect("a group");
-    ec2.create_tags().resources(group).tags(tag).send().await.expect("tag group");
-    let images = ec2.describe_images().send().await.expect("images");
-    images
-        .images()
-        .iter()
-        .find(|i| i.architecture().map(|a| a.as_str()) == Some("x86_64"))
-        .and_then(|i| i.image_id())
-        .expect("an x86_64 image")
-        .to_string()
+    testing::prepare_vpc(ec2, DISCOVERY, CLUSTER).await
 }
 
 /// A NodeClass selecting the tagged subnets and group and `image`.
