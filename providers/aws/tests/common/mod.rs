@@ -1,4 +1,5 @@
 //! Shared set-up of the moto tests: a tagged VPC, a NodeClass and a small catalog.
+#![allow(dead_code, reason = "each test binary uses part of the set-up")]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
