@@ -75,11 +75,22 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
 }
 
+/// The HTTPS client of every AWS call: hyper 1 and rustls with the `ring` provider, the one the
+/// Kubernetes client uses (a second rustls provider in the process would leave rustls unable to
+/// pick a default).
+pub fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// The shared SDK configuration: the standard credential chain, `region` (else the SDK's
 /// default), an optional endpoint override (testing), and SDK retries off (the provider retries
 /// with backon).
 pub async fn sdk_config(region: Option<&str>, endpoint_url: Option<&str>) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http_client())
         .retry_config(aws_config::retry::RetryConfig::disabled());
     if let Some(region) = region {
         loader = loader.region(aws_config::Region::new(region.to_string()));

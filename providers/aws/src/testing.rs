@@ -89,6 +89,7 @@ impl Moto {
 /// SDK settings for a test endpoint: static credentials, us-east-1, no SDK retries.
 pub async fn test_sdk_config(url: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(crate::http_client())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(url)
         .credentials_provider(aws_sdk_ec2::config::Credentials::new("test", "test", None, None, "purser-tests"))
