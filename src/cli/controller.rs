@@ -196,7 +196,9 @@ async fn aws_cloud(
     catalog: &Catalog,
 ) -> anyhow::Result<Arc<dyn CloudProvider>> {
     if args.cluster_name.is_empty() {
-        anyhow::bail!("--cluster-name (PURSER_CLUSTER_NAME) is required with --provider aws: instances are tagged with it");
+        anyhow::bail!(
+            "--cluster-name (PURSER_CLUSTER_NAME) is required with --provider aws: instances are tagged with it"
+        );
     }
     let sdk = purser_aws::sdk_config(args.aws_region.as_deref(), args.aws_endpoint_url.as_deref()).await;
     let Some(region) = sdk.region().map(|r| r.to_string()) else {
@@ -214,7 +216,12 @@ async fn aws_cloud(
         ..purser_aws::AwsOptions::default()
     };
     let clients = purser_aws::Clients::new(&sdk, args.aws_pricing_endpoint_url.as_deref());
-    let provider = Arc::new(purser_aws::AwsProvider::new(clients, options, Some(client), catalog.to_spec()));
+    let provider = Arc::new(purser_aws::AwsProvider::new(
+        clients,
+        options,
+        Some(client),
+        catalog.to_spec(),
+    ));
     let classes = provider.clone();
     tokio::spawn(async move { purser_aws::nodeclasses::run(&classes, NODECLASS_EVERY).await });
     let prices = provider.clone();

@@ -32,7 +32,10 @@ pub async fn refresh_once(ctx: &Context, last: &mut Option<purser_cloudprovider:
         return Ok(false);
     }
     let catalog = Catalog::from_spec(spec.clone()).map_err(|e| Error::Other(format!("the cloud's catalog: {e}")))?;
-    tracing::info!(instance_types = spec.instance_types.len(), "catalog updated from the cloud");
+    tracing::info!(
+        instance_types = spec.instance_types.len(),
+        "catalog updated from the cloud"
+    );
     ctx.set_catalog(catalog);
     *last = Some(spec);
     Ok(true)

@@ -30,7 +30,11 @@ const DISCOVERY: &str = "purser.dev/discovery";
 /// Real EC2 type names (moto launches them), two zones, on-demand and spot.
 fn catalog() -> Catalog {
     let mut types = vec![];
-    for (name, cpu, gib, price) in [("c5.large", 2, 4, 0.085), ("m5.large", 2, 8, 0.096), ("m5.xlarge", 4, 16, 0.192)] {
+    for (name, cpu, gib, price) in [
+        ("c5.large", 2, 4, 0.085),
+        ("m5.large", 2, 8, 0.096),
+        ("m5.xlarge", 4, 16, 0.192),
+    ] {
         let offerings: Vec<Value> = ["us-east-1a", "us-east-1b"]
             .iter()
             .flat_map(|z| {
@@ -82,7 +86,12 @@ async fn start() -> AwsCluster {
     let clients = testing::clients(&sdk, &injector, None);
     let image = testing::prepare_vpc(&clients.ec2, DISCOVERY, CLUSTER).await;
     let sqs = clients.sqs.clone();
-    let queue = sqs.create_queue().queue_name("interruptions").send().await.expect("queue");
+    let queue = sqs
+        .create_queue()
+        .queue_name("interruptions")
+        .send()
+        .await
+        .expect("queue");
     let queue_url = queue.queue_url().expect("url").to_string();
     let options = AwsOptions {
         cluster_name: CLUSTER.into(),
@@ -96,7 +105,12 @@ async fn start() -> AwsCluster {
         ..AwsOptions::default()
     };
     let ec2 = clients.ec2.clone();
-    let provider = Arc::new(AwsProvider::new(clients, options, Some(cluster.client.clone()), cluster.catalog.to_spec()));
+    let provider = Arc::new(AwsProvider::new(
+        clients,
+        options,
+        Some(cluster.client.clone()),
+        cluster.catalog.to_spec(),
+    ));
     let selector = json!([{"tags": {DISCOVERY: CLUSTER}}]);
     cluster
         .apply::<NodeClass>(json!({
@@ -140,7 +154,13 @@ impl AwsCluster {
     }
 
     async fn state(&self, id: &str) -> String {
-        let out = self.ec2.describe_instances().instance_ids(id).send().await.expect("describe");
+        let out = self
+            .ec2
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .expect("describe");
         out.reservations()[0].instances()[0]
             .state()
             .and_then(|s| s.name())
@@ -166,7 +186,10 @@ async fn kubelet(client: kube::Client) {
     let claims: Api<NodeClaim> = Api::all(client.clone());
     let nodes: Api<Node> = Api::all(client);
     loop {
-        if let (Ok(claims), Ok(existing)) = (claims.list(&Default::default()).await, nodes.list(&Default::default()).await) {
+        if let (Ok(claims), Ok(existing)) = (
+            claims.list(&Default::default()).await,
+            nodes.list(&Default::default()).await,
+        ) {
             for claim in claims.items {
                 let _ = register(&nodes, &existing.items, &claim).await;
             }
@@ -177,9 +200,13 @@ async fn kubelet(client: kube::Client) {
 
 async fn register(nodes: &Api<Node>, existing: &[Node], claim: &NodeClaim) -> Result<(), kube::Error> {
     let Some(status) = &claim.status else { return Ok(()) };
-    let Some(provider_id) = status.provider_id.clone().filter(|p| p.starts_with("aws://")) else { return Ok(()) };
+    let Some(provider_id) = status.provider_id.clone().filter(|p| p.starts_with("aws://")) else {
+        return Ok(());
+    };
     if claim.metadata.deletion_timestamp.is_some()
-        || existing.iter().any(|n| n.spec.as_ref().and_then(|s| s.provider_id.as_ref()) == Some(&provider_id))
+        || existing
+            .iter()
+            .any(|n| n.spec.as_ref().and_then(|s| s.provider_id.as_ref()) == Some(&provider_id))
     {
         return Ok(());
     }
@@ -196,7 +223,9 @@ async fn register(nodes: &Api<Node>, existing: &[Node], claim: &NodeClaim) -> Re
     .expect("a node");
     nodes.create(&PostParams::default(), &node).await?;
     let status = json!({"status": node.status});
-    nodes.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await?;
+    nodes
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
     Ok(())
 }
 
@@ -209,8 +238,15 @@ async fn an_injected_insufficient_capacity_makes_the_next_plan_pick_another_offe
         let running = aws.controller(false);
         let shapes: Vec<(String, &str, &str)> = (0..2).map(|i| (format!("web-{i}"), "500m", "1Gi")).collect();
         aws.cluster.pods("default", &shapes).await;
-        aws.cluster.until("every pod is bound", Duration::from_secs(90), || aws.cluster.all_bound()).await;
-        assert!(aws.injector.injected() >= 1, "the plan's first choice, c5.large, was tried and had no capacity");
+        aws.cluster
+            .until("every pod is bound", Duration::from_secs(90), || {
+                aws.cluster.all_bound()
+            })
+            .await;
+        assert!(
+            aws.injector.injected() >= 1,
+            "the plan's first choice, c5.large, was tried and had no capacity"
+        );
         let launched = aws.launched().await;
         assert!(!launched.is_empty());
         assert!(launched.iter().all(|(_, _, t)| t != "c5.large"), "{launched:?}");
@@ -261,7 +297,13 @@ async fn a_tagged_instance_with_no_claim_is_terminated_after_the_grace_period_an
         aws.cluster
             .until("the NodeClass is resolved", Duration::from_secs(30), || async {
                 let classes: Api<NodeClass> = Api::all(aws.cluster.client.clone());
-                classes.get("default").await.ok().and_then(|c| c.status).and_then(|s| s.aws).is_some()
+                classes
+                    .get("default")
+                    .await
+                    .ok()
+                    .and_then(|c| c.status)
+                    .and_then(|s| s.aws)
+                    .is_some()
             })
             .await;
         let leaked = aws
@@ -277,7 +319,10 @@ async fn a_tagged_instance_with_no_claim_is_terminated_after_the_grace_period_an
             .await
             .expect("launch");
         let leaked_id = leaked.provider_id.rsplit('/').next().expect("id").to_string();
-        let image = aws.ec2.describe_images().send().await.expect("images").images()[0].image_id().expect("id").to_string();
+        let image = aws.ec2.describe_images().send().await.expect("images").images()[0]
+            .image_id()
+            .expect("id")
+            .to_string();
         let foreign = aws
             .ec2
             .run_instances()
@@ -291,14 +336,22 @@ async fn a_tagged_instance_with_no_claim_is_terminated_after_the_grace_period_an
         let foreign_id = foreign.instances()[0].instance_id().expect("id").to_string();
         let running = aws.controller(false);
         tokio::time::sleep(Duration::from_millis(1000)).await;
-        assert_eq!(aws.state(&leaked_id).await, "running", "not before the grace period (2 s)");
+        assert_eq!(
+            aws.state(&leaked_id).await,
+            "running",
+            "not before the grace period (2 s)"
+        );
         aws.cluster
             .until("the leaked instance is terminated", Duration::from_secs(30), || async {
                 aws.state(&leaked_id).await == "terminated"
             })
             .await;
         tokio::time::sleep(Duration::from_secs(3)).await;
-        assert_eq!(aws.state(&foreign_id).await, "running", "an instance Purser did not tag is never touched");
+        assert_eq!(
+            aws.state(&foreign_id).await,
+            "running",
+            "an instance Purser did not tag is never touched"
+        );
         let tagged = aws
             .ec2
             .describe_instances()
@@ -306,7 +359,13 @@ async fn a_tagged_instance_with_no_claim_is_terminated_after_the_grace_period_an
             .send()
             .await
             .expect("describe");
-        assert!(tagged.reservations().iter().flat_map(|r| r.instances()).all(|i| i.instance_id() != Some(foreign_id.as_str())));
+        assert!(
+            tagged
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .all(|i| i.instance_id() != Some(foreign_id.as_str()))
+        );
         running.stop().await;
     })
     .await
@@ -331,9 +390,16 @@ async fn a_node_class_that_resolves_to_nothing_is_not_ready_and_says_why() {
             let ready = class.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
             (!ready.is_true()).then_some(ready.message)
         };
-        aws.cluster.until("the NodeClass is not Ready", Duration::from_secs(30), || async { message().await.is_some() }).await;
+        aws.cluster
+            .until("the NodeClass is not Ready", Duration::from_secs(30), || async {
+                message().await.is_some()
+            })
+            .await;
         let text = message().await.expect("a message");
-        assert!(text.contains("NodeClass broken: spec.aws.amiSelectorTerms[0]: unknown alias family \"windows\""), "{text}");
+        assert!(
+            text.contains("NodeClass broken: spec.aws.amiSelectorTerms[0]: unknown alias family \"windows\""),
+            "{text}"
+        );
         let good = classes.get("default").await.expect("default").status.expect("status");
         let aws_status = good.aws.expect("status.aws");
         assert_eq!(aws_status.subnets.len(), 2, "{aws_status:?}");

@@ -94,16 +94,15 @@ pub fn merge(snapshot: &CatalogFile, ec2: Option<&Ec2View>, on_demand: &BTreeMap
     }
     let mut out = CatalogFile {
         region: snapshot.region.clone(),
-        source: format!("{} (live prices and offerings from the AWS APIs where available)", snapshot.source),
+        source: format!(
+            "{} (live prices and offerings from the AWS APIs where available)",
+            snapshot.source
+        ),
         reservation: snapshot.reservation,
         instance_types: vec![],
     };
     let Some(ec2) = ec2 else {
-        out.instance_types = snapshot
-            .instance_types
-            .iter()
-            .map(|t| reprice(t, on_demand))
-            .collect();
+        out.instance_types = snapshot.instance_types.iter().map(|t| reprice(t, on_demand)).collect();
         return out;
     };
     for (name, zones) in &ec2.zones {
@@ -234,7 +233,10 @@ pub async fn read_ec2(ec2: &aws_sdk_ec2::Client, retry: &RetryPolicy) -> Result<
     let mut token: Option<String> = None;
     loop {
         let page = call("DescribeInstanceTypes", retry, || {
-            ec2.describe_instance_types().max_results(100).set_next_token(token.clone()).send()
+            ec2.describe_instance_types()
+                .max_results(100)
+                .set_next_token(token.clone())
+                .send()
         })
         .await?;
         for info in page.instance_types() {
@@ -270,7 +272,10 @@ async fn read_offerings(
         .await?;
         for o in page.instance_type_offerings() {
             if let (Some(t), Some(zone)) = (o.instance_type(), o.location()) {
-                zones.entry(t.as_str().to_string()).or_default().insert(zone.to_string());
+                zones
+                    .entry(t.as_str().to_string())
+                    .or_default()
+                    .insert(zone.to_string());
             }
         }
         token = page.next_token().filter(|t| !t.is_empty()).map(str::to_string);
@@ -304,7 +309,12 @@ async fn read_spot_prices(
                 Ok(v) if v.is_finite() && v > 0.0 => {
                     prices.entry((t.as_str().to_string(), zone.to_string())).or_insert(v);
                 }
-                _ => tracing::warn!(instance_type = t.as_str(), zone, price, "skipping an unreadable spot price"),
+                _ => tracing::warn!(
+                    instance_type = t.as_str(),
+                    zone,
+                    price,
+                    "skipping an unreadable spot price"
+                ),
             }
         }
         token = page.next_token().filter(|t| !t.is_empty()).map(str::to_string);
@@ -330,7 +340,10 @@ mod tests {
             region: "us-east-1".into(),
             instance_types: vec![InstanceTypeSpec {
                 name: "m5.large".into(),
-                offerings: vec![offering("a", "on-demand", 0.096, false), offering("a", "spot", 0.04, true)],
+                offerings: vec![
+                    offering("a", "on-demand", 0.096, false),
+                    offering("a", "spot", 0.04, true),
+                ],
                 ..Default::default()
             }],
             ..Default::default()
@@ -356,11 +369,20 @@ mod tests {
         catalog.set_ec2(view);
         catalog.set_on_demand([("m5.large".to_string(), 0.1)].into());
         let t = &catalog.current().instance_types[0];
-        let find = |z: &str, ct: &str| t.offerings.iter().find(|o| o.zone == z && o.capacity_type == ct).unwrap();
+        let find = |z: &str, ct: &str| {
+            t.offerings
+                .iter()
+                .find(|o| o.zone == z && o.capacity_type == ct)
+                .unwrap()
+        };
         assert_eq!(find("b", "on-demand").price, Some(0.1));
         assert_eq!(find("b", "spot").price, Some(0.03));
         assert!(!find("b", "spot").price_estimated);
-        assert_eq!(find("a", "spot").price, Some(0.04), "no live price in zone a: the snapshot's estimate");
+        assert_eq!(
+            find("a", "spot").price,
+            Some(0.04),
+            "no live price in zone a: the snapshot's estimate"
+        );
         assert!(find("a", "spot").price_estimated);
         assert_eq!(catalog.due(), (false, false));
     }

@@ -132,7 +132,10 @@ pub fn is_retryable<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
     RETRYABLE_CODES.contains(&code.as_str()) || matches!(status, Some(500 | 502 | 503 | 504))
 }
 
-fn convert<E: ProvideErrorMetadata + std::error::Error + 'static>(operation: &'static str, error: &SdkError<E>) -> AwsError {
+fn convert<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    operation: &'static str,
+    error: &SdkError<E>,
+) -> AwsError {
     let message = error.message().map(str::to_string).unwrap_or_else(|| {
         let mut text = error.to_string();
         let mut source = std::error::Error::source(error);
@@ -185,6 +188,9 @@ mod tests {
         assert!(is_retryable(&make("RequestLimitExceeded", 400)));
         assert!(is_retryable(&make("Whatever", 503)));
         assert!(!is_retryable(&make("InvalidParameterValue", 400)));
-        assert_eq!(code_of(&make("InvalidInstanceID.NotFound", 400)), "InvalidInstanceID.NotFound");
+        assert_eq!(
+            code_of(&make("InvalidInstanceID.NotFound", 400)),
+            "InvalidInstanceID.NotFound"
+        );
     }
 }

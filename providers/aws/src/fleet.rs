@@ -8,14 +8,13 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{
-    DefaultTargetCapacityType, FleetLaunchTemplateConfigRequest,
-    FleetLaunchTemplateOverridesRequest, FleetLaunchTemplateSpecificationRequest, FleetOnDemandAllocationStrategy,
-    FleetType, InstanceType, LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest,
-    LaunchTemplateHttpTokensState, LaunchTemplateIamInstanceProfileSpecificationRequest,
-    LaunchTemplateInstanceMetadataEndpointState, LaunchTemplateInstanceMetadataOptionsRequest,
-    LaunchTemplateInstanceMetadataProtocolIpv6, LaunchTemplateTagSpecificationRequest, OnDemandOptionsRequest,
-    RequestLaunchTemplateData, ResourceType, SpotAllocationStrategy, SpotOptionsRequest, Tag, TagSpecification,
-    TargetCapacitySpecificationRequest, VolumeType,
+    DefaultTargetCapacityType, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
+    FleetLaunchTemplateSpecificationRequest, FleetOnDemandAllocationStrategy, FleetType, InstanceType,
+    LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest, LaunchTemplateHttpTokensState,
+    LaunchTemplateIamInstanceProfileSpecificationRequest, LaunchTemplateInstanceMetadataEndpointState,
+    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateInstanceMetadataProtocolIpv6,
+    LaunchTemplateTagSpecificationRequest, OnDemandOptionsRequest, RequestLaunchTemplateData, ResourceType,
+    SpotAllocationStrategy, SpotOptionsRequest, Tag, TagSpecification, TargetCapacitySpecificationRequest, VolumeType,
 };
 use base64::Engine;
 use purser_cloudprovider::{CatalogFile, InstanceTypeSpec, LaunchRequest};
@@ -86,7 +85,9 @@ pub fn instance_tags(cluster: &str, request: &LaunchRequest, class: &ResolvedCla
 }
 
 fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
 }
 
 /// The plan's instance types, then compatible ones that cost no more in the allowed zones:
@@ -100,7 +101,9 @@ pub fn candidate_types(request: &LaunchRequest, catalog: &CatalogFile) -> Vec<St
     else {
         return out;
     };
-    let Some(ceiling) = best_price(first, request) else { return out };
+    let Some(ceiling) = best_price(first, request) else {
+        return out;
+    };
     let mut others: Vec<(f64, &InstanceTypeSpec)> = catalog
         .instance_types
         .iter()
@@ -145,7 +148,11 @@ fn compatible(plan: &InstanceTypeSpec, other: &InstanceTypeSpec) -> bool {
 }
 
 /// The launch template data of a class for one architecture.
-pub fn template_data(class: &ResolvedClass, arch: &str, tags: &BTreeMap<String, String>) -> Result<RequestLaunchTemplateData, AwsError> {
+pub fn template_data(
+    class: &ResolvedClass,
+    arch: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<RequestLaunchTemplateData, AwsError> {
     let Some(ami) = class.ami_for(arch) else {
         return Err(AwsError::local(
             "CreateLaunchTemplate",
@@ -156,10 +163,14 @@ pub fn template_data(class: &ResolvedClass, arch: &str, tags: &BTreeMap<String, 
     let metadata = class.spec.metadata_options.clone().unwrap_or_default();
     let mut data = RequestLaunchTemplateData::builder()
         .image_id(&ami.id)
-        .set_security_group_ids(Some(class.status.security_groups.iter().map(|g| g.id.clone()).collect()))
+        .set_security_group_ids(Some(
+            class.status.security_groups.iter().map(|g| g.id.clone()).collect(),
+        ))
         .metadata_options(
             LaunchTemplateInstanceMetadataOptionsRequest::builder()
-                .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::from(metadata.http_endpoint.as_str()))
+                .http_endpoint(LaunchTemplateInstanceMetadataEndpointState::from(
+                    metadata.http_endpoint.as_str(),
+                ))
                 .http_tokens(LaunchTemplateHttpTokensState::from(metadata.http_tokens.as_str()))
                 .http_put_response_hop_limit(metadata.http_put_response_hop_limit)
                 .http_protocol_ipv6(LaunchTemplateInstanceMetadataProtocolIpv6::from(
@@ -188,7 +199,10 @@ pub fn template_data(class: &ResolvedClass, arch: &str, tags: &BTreeMap<String, 
             AwsError::local(
                 "CreateLaunchTemplate",
                 "InvalidNodeClass",
-                format!("NodeClass {}: spec.aws.blockDeviceMappings[{i}].ebs.volumeSize: {p}", class.name),
+                format!(
+                    "NodeClass {}: spec.aws.blockDeviceMappings[{i}].ebs.volumeSize: {p}",
+                    class.name
+                ),
             )
         })?;
         let ebs = LaunchTemplateEbsBlockDeviceRequest::builder()
@@ -241,9 +255,13 @@ pub async fn ensure_template(
             .and_then(|t| t.launch_template_id())
             .map(str::to_string)
             .ok_or_else(|| AwsError::local("CreateLaunchTemplate", "NoId", "the response has no template ID")),
-        Err(e) if e.code.contains("AlreadyExists") => find_template(ec2, retry, name)
-            .await?
-            .ok_or_else(|| AwsError::local("DescribeLaunchTemplates", "NotFound", format!("launch template {name} vanished"))),
+        Err(e) if e.code.contains("AlreadyExists") => find_template(ec2, retry, name).await?.ok_or_else(|| {
+            AwsError::local(
+                "DescribeLaunchTemplates",
+                "NotFound",
+                format!("launch template {name} vanished"),
+            )
+        }),
         Err(e) => Err(e),
     }
 }
@@ -302,7 +320,11 @@ pub fn overrides(types: &[String], subnets: &[(String, String)]) -> Vec<FleetLau
 }
 
 /// Launch one instance through an instant fleet; returns its instance ID.
-pub async fn create_fleet(ec2: &aws_sdk_ec2::Client, retry: &RetryPolicy, request: &FleetRequest<'_>) -> Result<String, LaunchError> {
+pub async fn create_fleet(
+    ec2: &aws_sdk_ec2::Client,
+    retry: &RetryPolicy,
+    request: &FleetRequest<'_>,
+) -> Result<String, LaunchError> {
     let spot = request.capacity_type == "spot";
     let config = FleetLaunchTemplateConfigRequest::builder()
         .launch_template_specification(
@@ -357,11 +379,18 @@ pub async fn create_fleet(ec2: &aws_sdk_ec2::Client, retry: &RetryPolicy, reques
 }
 
 /// The error of a fleet that launched nothing: capacity when every error is a capacity error.
-fn fleet_failure(out: &aws_sdk_ec2::operation::create_fleet::CreateFleetOutput, request: &FleetRequest<'_>) -> LaunchError {
+fn fleet_failure(
+    out: &aws_sdk_ec2::operation::create_fleet::CreateFleetOutput,
+    request: &FleetRequest<'_>,
+) -> LaunchError {
     let errors = out.errors();
     let plan_type = request.instance_types.first().cloned().unwrap_or_default();
     let first_zone = request.subnets.first().map(|s| s.1.clone()).unwrap_or_default();
-    if !errors.is_empty() && errors.iter().all(|e| CAPACITY_CODES.contains(&e.error_code().unwrap_or_default())) {
+    if !errors.is_empty()
+        && errors
+            .iter()
+            .all(|e| CAPACITY_CODES.contains(&e.error_code().unwrap_or_default()))
+    {
         let on_plan = errors.iter().find(|e| {
             e.launch_template_and_overrides()
                 .and_then(|l| l.overrides())
@@ -388,7 +417,11 @@ fn fleet_failure(out: &aws_sdk_ec2::operation::create_fleet::CreateFleetOutput, 
     LaunchError::Aws(AwsError::local(
         "CreateFleet",
         "NothingLaunched",
-        if detail.is_empty() { "the fleet launched no instance and gave no error".into() } else { detail.join("; ") },
+        if detail.is_empty() {
+            "the fleet launched no instance and gave no error".into()
+        } else {
+            detail.join("; ")
+        },
     ))
 }
 
@@ -434,7 +467,10 @@ mod tests {
             capacity_type: "spot".into(),
             ..Default::default()
         };
-        assert_eq!(candidate_types(&request, &catalog), ["m5.large", "m6i.large", "r5.large"]);
+        assert_eq!(
+            candidate_types(&request, &catalog),
+            ["m5.large", "m6i.large", "r5.large"]
+        );
     }
 
     #[test]
@@ -446,7 +482,10 @@ mod tests {
 
     #[test]
     fn overrides_put_the_plans_type_first_in_every_subnet() {
-        let subnets = vec![("s1".to_string(), "z1".to_string()), ("s2".to_string(), "z2".to_string())];
+        let subnets = vec![
+            ("s1".to_string(), "z1".to_string()),
+            ("s2".to_string(), "z2".to_string()),
+        ];
         let o = overrides(&["a.large".into(), "b.large".into()], &subnets);
         assert_eq!(o.len(), 4);
         assert_eq!(o[0].instance_type().map(|t| t.as_str()), Some("a.large"));

@@ -45,7 +45,8 @@ fn describe_one(i: &aws_sdk_ec2::types::Instance) -> Option<Described> {
             .map(str::to_string)
     };
     let spot = i.instance_lifecycle().is_some_and(|l| l.as_str() == "spot");
-    let capacity_type = tag(tags::CAPACITY_TYPE).unwrap_or_else(|| if spot { "spot".into() } else { "on-demand".into() });
+    let capacity_type =
+        tag(tags::CAPACITY_TYPE).unwrap_or_else(|| if spot { "spot".into() } else { "on-demand".into() });
     Some(Described {
         instance: Instance {
             provider_id: provider_id(zone, id),
@@ -94,7 +95,10 @@ pub async fn describe(
 /// Filters for live instances tagged for `cluster`.
 pub fn cluster_filters(cluster: &str) -> Vec<Filter> {
     vec![
-        Filter::builder().name(format!("tag:{}", tags::CLUSTER)).values(cluster).build(),
+        Filter::builder()
+            .name(format!("tag:{}", tags::CLUSTER))
+            .values(cluster)
+            .build(),
         Filter::builder()
             .name("instance-state-name")
             .set_values(Some(LIVE_STATES.iter().map(|s| s.to_string()).collect()))
@@ -110,7 +114,12 @@ pub async fn find_claim(
     node_claim: &str,
 ) -> Result<Option<Described>, AwsError> {
     let mut filters = cluster_filters(cluster);
-    filters.push(Filter::builder().name(format!("tag:{}", tags::NODECLAIM)).values(node_claim).build());
+    filters.push(
+        Filter::builder()
+            .name(format!("tag:{}", tags::NODECLAIM))
+            .values(node_claim)
+            .build(),
+    );
     Ok(describe(ec2, retry, &[], &filters).await?.into_iter().next())
 }
 
@@ -121,7 +130,10 @@ pub fn is_gone(state: &str) -> bool {
 
 /// Terminate `id`.
 pub async fn terminate(ec2: &aws_sdk_ec2::Client, retry: &RetryPolicy, id: &str) -> Result<(), AwsError> {
-    call("TerminateInstances", retry, || ec2.terminate_instances().instance_ids(id).send()).await?;
+    call("TerminateInstances", retry, || {
+        ec2.terminate_instances().instance_ids(id).send()
+    })
+    .await?;
     Ok(())
 }
 

@@ -26,7 +26,9 @@ pub enum Parsed {
 /// Parse one message body (an EventBridge event); `Err` says what is wrong with it.
 pub fn parse(body: &str) -> Result<Parsed, String> {
     let event: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
-    let source = event["source"].as_str().ok_or("no \"source\" field: not an EventBridge event")?;
+    let source = event["source"]
+        .as_str()
+        .ok_or("no \"source\" field: not an EventBridge event")?;
     let detail_type = event["detail-type"].as_str().ok_or("no \"detail-type\" field")?;
     let detail = &event["detail"];
     let one = |kind: InterruptionKind| -> Result<Parsed, String> {
@@ -53,7 +55,9 @@ pub fn parse(body: &str) -> Result<Parsed, String> {
             }
         }
         ("aws.health", "AWS Health Event") => health(detail, source, detail_type),
-        _ => Err(format!("unexpected event {source}/{detail_type} (expected an EC2 or AWS Health event)")),
+        _ => Err(format!(
+            "unexpected event {source}/{detail_type} (expected an EC2 or AWS Health event)"
+        )),
     }
 }
 
@@ -62,7 +66,10 @@ fn health(detail: &Value, source: &str, detail_type: &str) -> Result<Parsed, Str
         return Ok(Parsed::Ignored(format!("AWS Health event for {}", detail["service"])));
     }
     if detail["eventTypeCategory"].as_str() != Some("scheduledChange") {
-        return Ok(Parsed::Ignored(format!("AWS Health {} event", detail["eventTypeCategory"])));
+        return Ok(Parsed::Ignored(format!(
+            "AWS Health {} event",
+            detail["eventTypeCategory"]
+        )));
     }
     let entities = detail["affectedEntities"]
         .as_array()
@@ -140,7 +147,9 @@ mod tests {
     #[test]
     fn a_spot_warning_names_the_instance() {
         let body = r#"{"version":"0","source":"aws.ec2","detail-type":"EC2 Spot Instance Interruption Warning","detail":{"instance-id":"i-1","instance-action":"terminate"}}"#;
-        let Ok(Parsed::Events(events)) = parse(body) else { panic!("parsed") };
+        let Ok(Parsed::Events(events)) = parse(body) else {
+            panic!("parsed")
+        };
         assert_eq!(events[0].instance_id, "i-1");
         assert_eq!(events[0].kind, InterruptionKind::SpotInterruption);
     }
@@ -162,7 +171,11 @@ mod tests {
         assert!(parse("hello").unwrap_err().starts_with("not JSON"));
         assert!(parse(r#"{"a":1}"#).unwrap_err().contains("not an EventBridge event"));
         let s3 = r#"{"source":"aws.s3","detail-type":"Object Created","detail":{}}"#;
-        assert!(parse(s3).unwrap_err().contains("unexpected event aws.s3/Object Created"));
+        assert!(
+            parse(s3)
+                .unwrap_err()
+                .contains("unexpected event aws.s3/Object Created")
+        );
         let no_id = r#"{"source":"aws.ec2","detail-type":"EC2 Spot Instance Interruption Warning","detail":{}}"#;
         assert!(parse(no_id).unwrap_err().contains("no detail.instance-id"));
     }

@@ -196,7 +196,8 @@ impl AwsProvider {
     async fn class(&self, name: &str) -> Result<ResolvedClass, CloudError> {
         if name.is_empty() {
             return Err(CloudError::Other(
-                "the NodePool has no spec.template.spec.nodeClassRef; the aws provider needs a NodeClass with spec.aws".into(),
+                "the NodePool has no spec.template.spec.nodeClassRef; the aws provider needs a NodeClass with spec.aws"
+                    .into(),
             ));
         }
         let cached = self.classes.lock().ok().and_then(|c| c.get(name).cloned());
@@ -235,8 +236,18 @@ impl AwsProvider {
         }
     }
 
-    async fn template_id(&self, class: &ResolvedClass, arch: &str, tags: &BTreeMap<String, String>) -> Result<String, AwsError> {
-        let name = format!("purser-{}-{}-{}", self.options.cluster_name, class.name, class.hash(arch));
+    async fn template_id(
+        &self,
+        class: &ResolvedClass,
+        arch: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<String, AwsError> {
+        let name = format!(
+            "purser-{}-{}-{}",
+            self.options.cluster_name,
+            class.name,
+            class.hash(arch)
+        );
         if let Some(id) = self.templates.lock().ok().and_then(|t| t.get(&name).cloned()) {
             return Ok(id);
         }
@@ -285,7 +296,11 @@ impl AwsProvider {
         };
         let id = match fleet::create_fleet(ec2, retry, &fleet_request).await {
             Ok(id) => id,
-            Err(LaunchError::Capacity { instance_type, zone, code }) => {
+            Err(LaunchError::Capacity {
+                instance_type,
+                zone,
+                code,
+            }) => {
                 tracing::warn!(claim = %request.node_claim, %instance_type, %zone, %code, "no capacity");
                 return Err(CloudError::InsufficientCapacity {
                     instance_type,

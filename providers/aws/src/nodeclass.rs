@@ -218,7 +218,10 @@ pub const ALIASES: &[(&str, &str)] = &[
         "al2023",
         "/aws/service/eks/optimized-ami/{k8s}/amazon-linux-2023/{arch}/standard/{version}/image_id",
     ),
-    ("al2", "/aws/service/eks/optimized-ami/{k8s}/amazon-linux-2{arch}/{version}/image_id"),
+    (
+        "al2",
+        "/aws/service/eks/optimized-ami/{k8s}/amazon-linux-2{arch}/{version}/image_id",
+    ),
     (
         "bottlerocket",
         "/aws/service/bottlerocket/aws-k8s-{k8s}/{arch}/{version}/image_id",
@@ -246,29 +249,50 @@ pub fn validate(class: &str, spec: &AwsNodeClass) -> Vec<String> {
         }
         for (i, term) in terms.iter().enumerate() {
             if term.id.is_none() == term.tags.is_empty() {
-                problems.push(format!("{}: set exactly one of id and tags", field(&format!("{name}[{i}]"))));
+                problems.push(format!(
+                    "{}: set exactly one of id and tags",
+                    field(&format!("{name}[{i}]"))
+                ));
             }
         }
     }
     if spec.role.is_some() == spec.instance_profile.is_some() {
-        problems.push(format!("{}: set exactly one of role and instanceProfile", field("role")));
+        problems.push(format!(
+            "{}: set exactly one of role and instanceProfile",
+            field("role")
+        ));
     }
     for (i, mapping) in spec.block_device_mappings.iter().enumerate() {
         if let Err(p) = volume_size_gib(&mapping.ebs.volume_size) {
-            problems.push(format!("{}: {p}", field(&format!("blockDeviceMappings[{i}].ebs.volumeSize"))));
+            problems.push(format!(
+                "{}: {p}",
+                field(&format!("blockDeviceMappings[{i}].ebs.volumeSize"))
+            ));
         }
         if mapping.device_name.is_empty() {
-            problems.push(format!("{}: must not be empty", field(&format!("blockDeviceMappings[{i}].deviceName"))));
+            problems.push(format!(
+                "{}: must not be empty",
+                field(&format!("blockDeviceMappings[{i}].deviceName"))
+            ));
         }
     }
     if let Some(m) = &spec.metadata_options {
-        problems.extend(metadata_problems(m).into_iter().map(|p| format!("{}.{p}", field("metadataOptions"))));
+        problems.extend(
+            metadata_problems(m)
+                .into_iter()
+                .map(|p| format!("{}.{p}", field("metadataOptions"))),
+        );
     }
     problems
 }
 
 fn ami_term_problem(term: &AmiSelectorTerm) -> Option<String> {
-    let set = [term.id.is_some(), term.name.is_some(), !term.tags.is_empty(), term.alias.is_some()];
+    let set = [
+        term.id.is_some(),
+        term.name.is_some(),
+        !term.tags.is_empty(),
+        term.alias.is_some(),
+    ];
     if set.iter().filter(|s| **s).count() != 1 {
         return Some("set exactly one of id, name, tags and alias".into());
     }
@@ -282,7 +306,10 @@ fn alias_problem(alias: &str) -> Option<String> {
         return Some(format!("alias {alias:?} is not family@version (e.g. al2023@latest)"));
     };
     if !families.contains(&family) {
-        return Some(format!("unknown alias family {family:?} in {alias:?} (expected one of {})", families.join(", ")));
+        return Some(format!(
+            "unknown alias family {family:?} in {alias:?} (expected one of {})",
+            families.join(", ")
+        ));
     }
     if version.is_empty() {
         return Some(format!("alias {alias:?} has no version (e.g. {family}@latest)"));
@@ -383,7 +410,9 @@ mod tests {
         spec.ami_selector_terms[0].alias = Some("windows@latest".into());
         let problems = validate("gpu", &spec);
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].starts_with("NodeClass gpu: spec.aws.amiSelectorTerms[0]: unknown alias family \"windows\""));
+        assert!(
+            problems[0].starts_with("NodeClass gpu: spec.aws.amiSelectorTerms[0]: unknown alias family \"windows\"")
+        );
         assert!(problems[0].contains("al2023, al2, bottlerocket"));
     }
 

@@ -13,9 +13,9 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use purser_cloudprovider::CloudError;
 use serde_json::{Value, json};
 
+use crate::AwsProvider;
 use crate::nodeclass::AwsNodeClass;
 use crate::resolve::{ResolveError, ResolvedClass};
-use crate::AwsProvider;
 
 /// Field manager of the status writes.
 pub const MANAGER: &str = "purser-aws";
@@ -101,14 +101,21 @@ pub async fn reconcile_all(provider: &AwsProvider) -> Result<(), kube::Error> {
     Ok(())
 }
 
-fn ready_condition(previous: Option<&Value>, ready: bool, reason: &str, message: &str, generation: Option<i64>) -> Value {
+fn ready_condition(
+    previous: Option<&Value>,
+    ready: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) -> Value {
     let status = if ready { "True" } else { "False" };
     let unchanged = previous.is_some_and(|p| p["status"] == status && p["reason"] == reason && p["message"] == message);
     let time = match previous {
         Some(p) if unchanged => p["lastTransitionTime"].clone(),
         _ => json!(Timestamp::now().to_string()),
     };
-    let mut condition = json!({"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": time});
+    let mut condition =
+        json!({"type": "Ready", "status": status, "reason": reason, "message": message, "lastTransitionTime": time});
     if let Some(g) = generation {
         condition["observedGeneration"] = json!(g);
     }
@@ -121,15 +128,27 @@ async fn write_status(
     outcome: &Result<ResolvedClass, String>,
 ) -> Result<(), kube::Error> {
     let name = object.metadata.name.clone().unwrap_or_default();
-    let conditions: Vec<Value> = object.data["status"]["conditions"].as_array().cloned().unwrap_or_default();
+    let conditions: Vec<Value> = object.data["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let previous = conditions.iter().find(|c| c["type"] == "Ready");
     let generation = object.metadata.generation;
     let (aws, condition) = match outcome {
         Ok(class) => (
             serde_json::to_value(&class.status).unwrap_or(Value::Null),
-            ready_condition(previous, true, "Resolved", "subnets, security groups and images resolved", generation),
+            ready_condition(
+                previous,
+                true,
+                "Resolved",
+                "subnets, security groups and images resolved",
+                generation,
+            ),
         ),
-        Err(why) => (Value::Null, ready_condition(previous, false, "InvalidNodeClass", why, generation)),
+        Err(why) => (
+            Value::Null,
+            ready_condition(previous, false, "InvalidNodeClass", why, generation),
+        ),
     };
     let mut others: Vec<Value> = conditions.into_iter().filter(|c| c["type"] != "Ready").collect();
     others.push(condition);

@@ -84,9 +84,13 @@ pub fn parse_entry(entry: &str) -> Result<(String, f64), String> {
         .as_object()
         .ok_or_else(|| format!("{name}: no terms.OnDemand"))?;
     for term in terms.values() {
-        let Some(dimensions) = term["priceDimensions"].as_object() else { continue };
+        let Some(dimensions) = term["priceDimensions"].as_object() else {
+            continue;
+        };
         for dimension in dimensions.values() {
-            let Some(usd) = dimension["pricePerUnit"]["USD"].as_str() else { continue };
+            let Some(usd) = dimension["pricePerUnit"]["USD"].as_str() else {
+                continue;
+            };
             let price: f64 = usd
                 .parse()
                 .map_err(|_| format!("{name}: pricePerUnit.USD {usd:?} is not a number"))?;
@@ -108,7 +112,11 @@ mod tests {
         let good = r#"{"product":{"attributes":{"instanceType":"m5.large"}},"terms":{"OnDemand":{"A.B":{"priceDimensions":{"A.B.C":{"unit":"Hrs","pricePerUnit":{"USD":"0.0960000000"}}}}}}}"#;
         assert_eq!(parse_entry(good), Ok(("m5.large".into(), 0.096)));
         let bad = good.replace("0.0960000000", "n/a");
-        assert!(parse_entry(&bad).unwrap_err().contains("m5.large: pricePerUnit.USD \"n/a\" is not a number"));
+        assert!(
+            parse_entry(&bad)
+                .unwrap_err()
+                .contains("m5.large: pricePerUnit.USD \"n/a\" is not a number")
+        );
         assert!(parse_entry("{").is_err());
     }
 }

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 
 use crate::errors::{AwsError, RetryPolicy, call};
 use crate::nodeclass::{
-    AwsNodeClass, AwsNodeClassStatus, ResolvedAmi, ResolvedSecurityGroup, ResolvedSubnet, SelectorTerm, alias_parameter,
-    validate,
+    AwsNodeClass, AwsNodeClassStatus, ResolvedAmi, ResolvedSecurityGroup, ResolvedSubnet, SelectorTerm,
+    alias_parameter, validate,
 };
 
 /// A NodeClass ready to launch from.

@@ -10,7 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::config::interceptors::{BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut};
+use aws_sdk_ec2::config::interceptors::{
+    BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
+};
 use aws_sdk_ec2::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_types::body::SdkBody;
@@ -74,7 +76,10 @@ impl Moto {
         };
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(60), "moto_server did not listen on port {port} within 60 s");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "moto_server did not listen on port {port} within 60 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         moto
@@ -92,7 +97,13 @@ pub async fn test_sdk_config(url: &str) -> aws_config::SdkConfig {
         .http_client(crate::http_client())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(url)
-        .credentials_provider(aws_sdk_ec2::config::Credentials::new("test", "test", None, None, "purser-tests"))
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "purser-tests",
+        ))
         .retry_config(aws_config::retry::RetryConfig::disabled())
         .load()
         .await
@@ -141,17 +152,25 @@ impl Intercept for CapacityInjector {
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let request = context.request_mut();
-        let body = request.body().bytes().map(|b| String::from_utf8_lossy(b).to_string()).unwrap_or_default();
+        let body = request
+            .body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).to_string())
+            .unwrap_or_default();
         if !body.contains("Action=CreateFleet") {
             return Ok(());
         }
-        let Some((instance_type, zone)) = Self::first_override(&body) else { return Ok(()) };
+        let Some((instance_type, zone)) = Self::first_override(&body) else {
+            return Ok(());
+        };
         if !self.poisoned.lock().expect("lock").contains(&instance_type) {
             return Ok(());
         }
         let harmless = "Action=DescribeRegions&Version=2016-11-15";
         *request.body_mut() = SdkBody::from(harmless);
-        request.headers_mut().insert("content-length", harmless.len().to_string());
+        request
+            .headers_mut()
+            .insert("content-length", harmless.len().to_string());
         *self.pending.lock().expect("lock") = Some((instance_type, zone));
         Ok(())
     }
@@ -162,7 +181,9 @@ impl Intercept for CapacityInjector {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some((instance_type, zone)) = self.pending.lock().expect("lock").take() else { return Ok(()) };
+        let Some((instance_type, zone)) = self.pending.lock().expect("lock").take() else {
+            return Ok(());
+        };
         *self.injected.lock().expect("lock") += 1;
         let xml = format!(
             r#"<CreateFleetResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>injected</requestId><fleetId>fleet-injected</fleetId><errorSet><item><launchTemplateAndOverrides><overrides><instanceType>{instance_type}</instanceType><availabilityZone>{zone}</availabilityZone></overrides></launchTemplateAndOverrides><errorCode>InsufficientInstanceCapacity</errorCode><errorMessage>We currently do not have sufficient {instance_type} capacity in the Availability Zone you requested ({zone}).</errorMessage></item></errorSet><fleetInstanceSet/></CreateFleetResponse>"#
@@ -175,7 +196,9 @@ impl Intercept for CapacityInjector {
 /// Clients for tests: EC2 (with `injector`) and SQS on `sdk`, Pricing on `pricing_url`.
 pub fn clients(sdk: &aws_config::SdkConfig, injector: &CapacityInjector, pricing_url: Option<&str>) -> crate::Clients {
     let mut clients = crate::Clients::new(sdk, pricing_url);
-    let ec2 = aws_sdk_ec2::config::Builder::from(sdk).interceptor(injector.clone()).build();
+    let ec2 = aws_sdk_ec2::config::Builder::from(sdk)
+        .interceptor(injector.clone())
+        .build();
     clients.ec2 = aws_sdk_ec2::Client::from_conf(ec2);
     clients
 }
@@ -196,8 +219,17 @@ pub async fn prepare_vpc(ec2: &aws_sdk_ec2::Client, key: &str, value: &str) -> S
         }
     }
     let groups = ec2.describe_security_groups().send().await.expect("groups");
-    let group = groups.security_groups().first().and_then(|g| g.group_id()).expect("a group");
-    ec2.create_tags().resources(group).tags(tag).send().await.expect("tag group");
+    let group = groups
+        .security_groups()
+        .first()
+        .and_then(|g| g.group_id())
+        .expect("a group");
+    ec2.create_tags()
+        .resources(group)
+        .tags(tag)
+        .send()
+        .await
+        .expect("tag group");
     let images = ec2.describe_images().send().await.expect("images");
     images
         .images()
@@ -207,4 +239,3 @@ pub async fn prepare_vpc(ec2: &aws_sdk_ec2::Client, key: &str, value: &str) -> S
         .expect("an x86_64 image")
         .to_string()
 }
-

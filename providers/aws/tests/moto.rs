@@ -14,14 +14,22 @@ use purser_cloudprovider::{CloudError, CloudProvider, InterruptionKind};
 const LIMIT: Duration = Duration::from_secs(120);
 
 async fn bounded<F: std::future::Future<Output = ()>>(test: F) {
-    tokio::time::timeout(LIMIT, test).await.expect("the test finished in time");
+    tokio::time::timeout(LIMIT, test)
+        .await
+        .expect("the test finished in time");
 }
 
 async fn live_instances(ec2: &aws_sdk_ec2::Client, claim: &str) -> usize {
     let out = ec2
         .describe_instances()
         .filters(Filter::builder().name("tag:purser.dev/nodeclaim").values(claim).build())
-        .filters(Filter::builder().name("instance-state-name").values("pending").values("running").build())
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .build(),
+        )
         .send()
         .await
         .expect("describe");
@@ -36,27 +44,66 @@ async fn spot_and_on_demand_launch_describe_and_terminate_through_create_fleet_w
         let cloud = provider(&moto, &injector).await;
         let ec2 = cloud.clients().ec2.clone();
 
-        let on_demand = cloud.create(request("claim-od", "m5.large", "on-demand")).await.expect("on-demand launch");
-        assert!(on_demand.provider_id.starts_with("aws:///us-east-1a/i-"), "{}", on_demand.provider_id);
+        let on_demand = cloud
+            .create(request("claim-od", "m5.large", "on-demand"))
+            .await
+            .expect("on-demand launch");
+        assert!(
+            on_demand.provider_id.starts_with("aws:///us-east-1a/i-"),
+            "{}",
+            on_demand.provider_id
+        );
         assert_eq!(
-            (on_demand.instance_type.as_str(), on_demand.zone.as_str(), on_demand.capacity_type.as_str()),
+            (
+                on_demand.instance_type.as_str(),
+                on_demand.zone.as_str(),
+                on_demand.capacity_type.as_str()
+            ),
             ("m5.large", "us-east-1a", "on-demand")
         );
         assert_eq!(on_demand.node_claim, "claim-od");
-        let spot = cloud.create(request("claim-spot", "c5.large", "spot")).await.expect("spot launch");
-        assert_eq!((spot.instance_type.as_str(), spot.capacity_type.as_str()), ("c5.large", "spot"));
+        let spot = cloud
+            .create(request("claim-spot", "c5.large", "spot"))
+            .await
+            .expect("spot launch");
+        assert_eq!(
+            (spot.instance_type.as_str(), spot.capacity_type.as_str()),
+            ("c5.large", "spot")
+        );
 
         assert_eq!(cloud.get(on_demand.provider_id.clone()).await.expect("get"), on_demand);
-        let mut listed: Vec<String> = cloud.list().await.expect("list").into_iter().map(|i| i.node_claim).collect();
+        let mut listed: Vec<String> = cloud
+            .list()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|i| i.node_claim)
+            .collect();
         listed.sort();
         assert_eq!(listed, ["claim-od", "claim-spot"]);
 
         let templates = ec2.describe_launch_templates().send().await.expect("templates");
-        assert_eq!(templates.launch_templates().len(), 1, "one template per NodeClass hash, reused");
+        assert_eq!(
+            templates.launch_templates().len(),
+            1,
+            "one template per NodeClass hash, reused"
+        );
         let id = on_demand.provider_id.rsplit('/').next().expect("id").to_string();
-        let described = ec2.describe_instances().instance_ids(&id).send().await.expect("describe");
+        let described = ec2
+            .describe_instances()
+            .instance_ids(&id)
+            .send()
+            .await
+            .expect("describe");
         let instance = &described.reservations()[0].instances()[0];
-        let tag = |k: &str| instance.tags().iter().find(|t| t.key() == Some(k)).and_then(|t| t.value()).map(str::to_string);
+        let tag = |k: &str| {
+            instance
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(k))
+                .and_then(|t| t.value())
+                .map(str::to_string)
+        };
         assert_eq!(tag("purser.dev/cluster").as_deref(), Some(CLUSTER));
         assert_eq!(tag("purser.dev/nodepool").as_deref(), Some("general"));
         assert_eq!(tag("kubernetes.io/cluster/test-cluster").as_deref(), Some("owned"));
@@ -64,7 +111,10 @@ async fn spot_and_on_demand_launch_describe_and_terminate_through_create_fleet_w
 
         for i in [&on_demand, &spot] {
             cloud.delete(i.provider_id.clone()).await.expect("terminate");
-            assert_eq!(cloud.get(i.provider_id.clone()).await, Err(CloudError::NotFound(i.provider_id.clone())));
+            assert_eq!(
+                cloud.get(i.provider_id.clone()).await,
+                Err(CloudError::NotFound(i.provider_id.clone()))
+            );
         }
         assert!(cloud.list().await.expect("list").is_empty());
     })
@@ -76,8 +126,14 @@ async fn retrying_a_launch_for_the_same_claim_launches_once() {
     bounded(async {
         let moto = Moto::start();
         let cloud = provider(&moto, &CapacityInjector::default()).await;
-        let first = cloud.create(request("claim-a", "m5.large", "on-demand")).await.expect("launch");
-        let again = cloud.create(request("claim-a", "m5.large", "on-demand")).await.expect("retry");
+        let first = cloud
+            .create(request("claim-a", "m5.large", "on-demand"))
+            .await
+            .expect("launch");
+        let again = cloud
+            .create(request("claim-a", "m5.large", "on-demand"))
+            .await
+            .expect("retry");
         assert_eq!(first.provider_id, again.provider_id);
         assert_eq!(live_instances(&cloud.clients().ec2, "claim-a").await, 1);
     })
@@ -102,7 +158,10 @@ async fn an_injected_insufficient_capacity_error_names_the_offering_and_launches
         );
         assert_eq!(injector.injected(), 1);
         assert_eq!(live_instances(&cloud.clients().ec2, "claim-x").await, 0);
-        let other = cloud.create(request("claim-y", "m5.xlarge", "spot")).await.expect("another type launches");
+        let other = cloud
+            .create(request("claim-y", "m5.xlarge", "spot"))
+            .await
+            .expect("another type launches");
         assert_eq!(other.instance_type, "m5.xlarge");
     })
     .await;
@@ -114,7 +173,10 @@ async fn an_untagged_instance_is_never_listed_nor_terminated() {
         let moto = Moto::start();
         let cloud = provider(&moto, &CapacityInjector::default()).await;
         let ec2 = cloud.clients().ec2.clone();
-        let image = ec2.describe_images().send().await.expect("images").images()[0].image_id().expect("id").to_string();
+        let image = ec2.describe_images().send().await.expect("images").images()[0]
+            .image_id()
+            .expect("id")
+            .to_string();
         let run = ec2
             .run_instances()
             .image_id(image)
@@ -125,11 +187,25 @@ async fn an_untagged_instance_is_never_listed_nor_terminated() {
             .await
             .expect("run");
         let id = run.instances()[0].instance_id().expect("id").to_string();
-        assert!(cloud.list().await.expect("list").is_empty(), "only instances tagged for the cluster are listed");
+        assert!(
+            cloud.list().await.expect("list").is_empty(),
+            "only instances tagged for the cluster are listed"
+        );
         let refused = cloud.delete(format!("aws:///us-east-1a/{id}")).await;
-        assert!(matches!(&refused, Err(CloudError::Other(m)) if m.contains("refusing to terminate")), "{refused:?}");
-        let state = ec2.describe_instances().instance_ids(&id).send().await.expect("describe");
-        let name = state.reservations()[0].instances()[0].state().and_then(|s| s.name()).map(|n| n.as_str().to_string());
+        assert!(
+            matches!(&refused, Err(CloudError::Other(m)) if m.contains("refusing to terminate")),
+            "{refused:?}"
+        );
+        let state = ec2
+            .describe_instances()
+            .instance_ids(&id)
+            .send()
+            .await
+            .expect("describe");
+        let name = state.reservations()[0].instances()[0]
+            .state()
+            .and_then(|s| s.name())
+            .map(|n| n.as_str().to_string());
         assert_eq!(name.as_deref(), Some("running"));
     })
     .await;
@@ -142,16 +218,29 @@ async fn a_node_class_whose_selectors_match_nothing_is_not_ready_and_says_why() 
         let cloud = provider(&moto, &CapacityInjector::default()).await;
         let mut spec = common::node_class("ami-00000000");
         spec.subnet_selector_terms[0].tags = [("purser.dev/discovery".to_string(), "nobody".to_string())].into();
-        let err = cloud.resolve_class("empty", &spec, Default::default()).await.expect_err("nothing matches");
-        assert_eq!(err.to_string(), "NodeClass empty: spec.aws.subnetSelectorTerms match no subnet");
+        let err = cloud
+            .resolve_class("empty", &spec, Default::default())
+            .await
+            .expect_err("nothing matches");
+        assert_eq!(
+            err.to_string(),
+            "NodeClass empty: spec.aws.subnetSelectorTerms match no subnet"
+        );
         let launch = cloud
             .create(purser_cloudprovider::LaunchRequest {
                 node_class: "empty".into(),
                 ..request("claim-e", "m5.large", "on-demand")
             })
             .await;
-        assert!(matches!(&launch, Err(CloudError::Other(m)) if m.contains("NodeClass empty is not ready")), "{launch:?}");
-        assert_eq!(live_instances(&cloud.clients().ec2, "claim-e").await, 0, "no launch with half-resolved settings");
+        assert!(
+            matches!(&launch, Err(CloudError::Other(m)) if m.contains("NodeClass empty is not ready")),
+            "{launch:?}"
+        );
+        assert_eq!(
+            live_instances(&cloud.clients().ec2, "claim-e").await,
+            0,
+            "no launch with half-resolved settings"
+        );
     })
     .await;
 }

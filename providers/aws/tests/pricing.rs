@@ -44,7 +44,11 @@ async fn get_products(
     body: String,
 ) -> impl IntoResponse {
     let json_type = [("content-type", "application/x-amz-json-1.1")];
-    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let request: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     let mut seen = seen.lock().expect("lock");
     if !seen.throttled {
@@ -54,13 +58,23 @@ async fn get_products(
     }
     seen.requests.push(request.clone());
     if target != "AWSPriceListService.GetProducts" {
-        return (StatusCode::BAD_REQUEST, json_type, json!({"__type": "UnknownOperation"}).to_string());
+        return (
+            StatusCode::BAD_REQUEST,
+            json_type,
+            json!({"__type": "UnknownOperation"}).to_string(),
+        );
     }
     let page = match request["NextToken"].as_str() {
         None => json!({"FormatVersion": "aws_v1", "NextToken": "page-2",
             "PriceList": [entry("m5.large", "0.5000000000"), entry("c5.large", "not-a-price")]}),
         Some("page-2") => json!({"FormatVersion": "aws_v1", "PriceList": [entry("m5.xlarge", "1.0000000000")]}),
-        Some(other) => return (StatusCode::BAD_REQUEST, json_type, json!({"__type": "InvalidNextTokenException", "message": other}).to_string()),
+        Some(other) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                json_type,
+                json!({"__type": "InvalidNextTokenException", "message": other}).to_string(),
+            );
+        }
     };
     (StatusCode::OK, json_type, page.to_string())
 }
@@ -69,7 +83,9 @@ async fn get_products(
 async fn pricing_server() -> (String, Arc<Mutex<Seen>>) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let app = Router::new().route("/", post(get_products)).with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, seen)
@@ -92,9 +108,16 @@ async fn on_demand_prices_follow_every_page_skip_a_malformed_price_and_survive_t
         assert!(seen.throttled);
         assert_eq!(seen.requests.len(), 2, "two pages after one throttled attempt");
         let filters = seen.requests[0]["Filters"].as_array().expect("filters").clone();
-        for (field, value) in [("operatingSystem", "Linux"), ("tenancy", "Shared"), ("regionCode", "us-east-1"), ("capacitystatus", "Used")] {
+        for (field, value) in [
+            ("operatingSystem", "Linux"),
+            ("tenancy", "Shared"),
+            ("regionCode", "us-east-1"),
+            ("capacitystatus", "Used"),
+        ] {
             assert!(
-                filters.iter().any(|f| f["Field"] == field && f["Value"] == value && f["Type"] == "TERM_MATCH"),
+                filters
+                    .iter()
+                    .any(|f| f["Field"] == field && f["Value"] == value && f["Type"] == "TERM_MATCH"),
                 "filter {field}={value} in {filters:?}"
             );
         }
@@ -115,17 +138,47 @@ async fn the_live_catalog_has_moto_zones_and_api_prices_and_the_snapshot_serves_
             retry: common::fast_retry(),
             ..AwsOptions::default()
         };
-        let live = AwsProvider::new(testing::clients(&sdk, &CapacityInjector::default(), Some(&url)), options.clone(), None, common::snapshot());
+        let live = AwsProvider::new(
+            testing::clients(&sdk, &CapacityInjector::default(), Some(&url)),
+            options.clone(),
+            None,
+            common::snapshot(),
+        );
         live.refresh_catalog().await;
         let catalog = live.instance_types().await.expect("catalog");
-        let m5 = catalog.instance_types.iter().find(|t| t.name == "m5.large").expect("m5.large");
+        let m5 = catalog
+            .instance_types
+            .iter()
+            .find(|t| t.name == "m5.large")
+            .expect("m5.large");
         let od: Vec<_> = m5.offerings.iter().filter(|o| o.capacity_type == "on-demand").collect();
         assert!(od.len() >= 3, "moto offers m5.large in several zones: {od:?}");
-        assert!(od.iter().all(|o| o.price == Some(0.5)), "the Pricing API's price: {od:?}");
-        assert!(m5.offerings.iter().any(|o| o.capacity_type == "spot" && !o.price_estimated), "spot prices from the history");
-        let c5 = catalog.instance_types.iter().find(|t| t.name == "c5.large").expect("c5.large");
-        assert!(c5.offerings.iter().filter(|o| o.capacity_type == "on-demand").all(|o| o.price == Some(0.085)), "malformed price: the snapshot's");
-        assert!(catalog.instance_types.len() > 100, "types the snapshot lacks come from DescribeInstanceTypes");
+        assert!(
+            od.iter().all(|o| o.price == Some(0.5)),
+            "the Pricing API's price: {od:?}"
+        );
+        assert!(
+            m5.offerings
+                .iter()
+                .any(|o| o.capacity_type == "spot" && !o.price_estimated),
+            "spot prices from the history"
+        );
+        let c5 = catalog
+            .instance_types
+            .iter()
+            .find(|t| t.name == "c5.large")
+            .expect("c5.large");
+        assert!(
+            c5.offerings
+                .iter()
+                .filter(|o| o.capacity_type == "on-demand")
+                .all(|o| o.price == Some(0.085)),
+            "malformed price: the snapshot's"
+        );
+        assert!(
+            catalog.instance_types.len() > 100,
+            "types the snapshot lacks come from DescribeInstanceTypes"
+        );
 
         let dead = format!("http://127.0.0.1:{}", testing::free_port());
         let down_sdk = testing::test_sdk_config(&dead).await;

@@ -103,7 +103,11 @@ pub async fn provider(moto: &Moto, injector: &CapacityInjector) -> AwsProvider {
     };
     let provider = AwsProvider::new(clients, options, None, snapshot());
     provider
-        .resolve_class("default", &node_class(&image), BTreeMap::from([("team".to_string(), "ml".to_string())]))
+        .resolve_class(
+            "default",
+            &node_class(&image),
+            BTreeMap::from([("team".to_string(), "ml".to_string())]),
+        )
         .await
         .expect("the class resolves");
     provider
