@@ -51,8 +51,9 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Print Purser's CustomResourceDefinitions as YAML (or write them with --out DIR).
     Crds(crds::CrdsArgs),
-    /// Run Purser as the cluster's autoscaler (the controller).
-    Controller(controller::ControllerArgs),
+    /// Run Purser as the cluster's autoscaler (the controller). Boxed: its arguments (the AWS
+    /// provider's among them) make it far larger than the other variants.
+    Controller(Box<controller::ControllerArgs>),
 }
 
 /// Parse a duration such as `2s`, `500ms` or `1.5s`.
@@ -83,7 +84,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Bench(args) => bench::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Crds(args) => crds::run(args),
-        Command::Controller(args) => controller::run(args),
+        Command::Controller(args) => controller::run(*args),
     }
 }
 
