@@ -2,10 +2,11 @@
 //!
 //! In: watch streams of Pods, Nodes, DaemonSets, PodDisruptionBudgets, NodePools, NodeClaims and
 //! CostBudgets (reconnecting with backoff when the API server goes away). Out: in-memory stores
-//! the loops read, a wake-up for the provisioning loop when a pod becomes unschedulable or a
-//! claim disappears, and the `purser.dev/last-pod-event` mark on nodes whose pods changed.
+//! the loops read, a wake-up for the provisioning loop when a pod becomes unschedulable, a
+//! NodePool's spec changes or a claim disappears, and the `purser.dev/last-pod-event` mark on
+//! nodes whose pods changed.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,7 +46,8 @@ pub struct ClusterState {
 }
 
 impl ClusterState {
-    /// Start watching every kind; `provision` is notified when pending pods or claims change.
+    /// Start watching every kind; `provision` is notified when pending pods, NodePool specs or
+    /// claims change.
     pub fn start(client: kube::Client, provision: Arc<Notify>) -> Self {
         let touched: Arc<Mutex<HashSet<String>>> = Arc::default();
         let pods = reflect(Api::<Pod>::all(client.clone()), {
@@ -64,7 +66,12 @@ impl ClusterState {
         });
         let pools = reflect(Api::<NodePool>::all(client.clone()), {
             let provision = provision.clone();
-            move |_: &Event<NodePool>| provision.notify_one()
+            let mut seen = HashMap::new();
+            move |event: &Event<NodePool>| {
+                if pool_changed(event, &mut seen) {
+                    provision.notify_one();
+                }
+            }
         });
         ClusterState {
             pods,
@@ -166,6 +173,25 @@ fn on_pod_event(event: &Event<Pod>, provision: &Notify, touched: &Mutex<HashSet<
     }
 }
 
+/// True when a NodePool event changes what the planner reads: a pool added, deleted or
+/// re-created, or its spec changed (a new `metadata.generation`). `seen` holds each pool's uid
+/// and generation. Status-only writes are not changes: the status loop rewrites every pool's
+/// status every few seconds, and waking provisioning on those writes would plan again the pods
+/// already nominated to claims that are still launching.
+fn pool_changed(event: &Event<NodePool>, seen: &mut HashMap<String, (Option<String>, Option<i64>)>) -> bool {
+    match event {
+        Event::Apply(pool) | Event::InitApply(pool) => {
+            let version = (pool.metadata.uid.clone(), pool.metadata.generation);
+            seen.insert(pool.metadata.name.clone().unwrap_or_default(), version.clone()) != Some(version)
+        }
+        Event::Delete(pool) => {
+            seen.remove(pool.metadata.name.as_deref().unwrap_or_default());
+            true
+        }
+        Event::Init | Event::InitDone => false,
+    }
+}
+
 /// A pod Purser should find room for: not bound, not a DaemonSet's, not finished, and marked
 /// `PodScheduled=False` with reason `Unschedulable` by the scheduler.
 pub fn is_provisionable(pod: &Pod) -> bool {
@@ -203,5 +229,57 @@ async fn mark_pod_events(client: kube::Client, touched: Arc<Mutex<HashSet<String
                 tracing::debug!(node, error = %e, "cannot mark the last pod event");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pool(uid: &str, generation: i64, status: serde_json::Value) -> NodePool {
+        serde_json::from_value(json!({
+            "apiVersion": "purser.dev/v1", "kind": "NodePool",
+            "metadata": {"name": "general", "uid": uid, "generation": generation},
+            "spec": {"template": {"spec": {"requirements": []}}},
+            "status": status,
+        }))
+        .expect("pool")
+    }
+
+    #[test]
+    fn only_new_deleted_recreated_or_respecified_pools_wake_provisioning() {
+        let mut seen = HashMap::new();
+        assert!(
+            pool_changed(&Event::InitApply(pool("a", 1, json!({}))), &mut seen),
+            "first seen"
+        );
+        assert!(!pool_changed(&Event::InitDone, &mut seen));
+        let status = json!({"nodes": 3, "hourlyCost": 0.5});
+        assert!(
+            !pool_changed(&Event::Apply(pool("a", 1, status.clone())), &mut seen),
+            "status write"
+        );
+        assert!(
+            !pool_changed(&Event::InitApply(pool("a", 1, status)), &mut seen),
+            "relist, unchanged"
+        );
+        assert!(
+            pool_changed(&Event::Apply(pool("a", 2, json!({}))), &mut seen),
+            "spec changed"
+        );
+        assert!(
+            pool_changed(&Event::Delete(pool("a", 2, json!({}))), &mut seen),
+            "deleted"
+        );
+        assert!(
+            pool_changed(&Event::Apply(pool("a", 2, json!({}))), &mut seen),
+            "created again"
+        );
+        assert!(
+            pool_changed(&Event::Apply(pool("b", 2, json!({}))), &mut seen),
+            "re-created (new uid) during a relist gap"
+        );
     }
 }

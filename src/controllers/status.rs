@@ -51,7 +51,12 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), Error> {
 pub async fn refresh(ctx: &Context) -> Result<(), Error> {
     let missing = pools_missing_class(ctx).await;
     if let Ok(mut set) = ctx.findings.pools_without_class.lock() {
-        *set = missing.keys().cloned().collect();
+        let now: HashSet<String> = missing.keys().cloned().collect();
+        // A pool whose NodeClass appeared can take pending pods from now on.
+        if set.iter().any(|pool| !now.contains(pool)) {
+            ctx.provision.notify_one();
+        }
+        *set = now;
     }
     let built = ctx.snapshot();
     report_invalid(ctx, &built.invalid).await;
