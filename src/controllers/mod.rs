@@ -47,7 +47,7 @@ pub const TERMINATION_FINALIZER: &str = "purser.dev/termination";
 /// Label on a Node (and its claim's objects) naming the NodeClaim it belongs to.
 pub const NODECLAIM_LABEL: &str = "purser.dev/nodeclaim";
 /// Taint a node carries from joining until the controller registers it.
-pub const UNREGISTERED_TAINT: &str = "purser.dev/unregistered";
+pub const UNREGISTERED_TAINT: &str = crate::model::load::UNREGISTERED_TAINT;
 /// Taint on a node being drained by a disruption command.
 pub const DISRUPTED_TAINT: &str = "purser.dev/disrupted";
 /// Label set on a Node once its claim is initialized.

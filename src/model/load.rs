@@ -45,11 +45,19 @@ pub const PURSER_API_VERSION: &str = "purser.dev/v1";
 /// Karpenter's API version, whose NodePool and NodeClaim Purser reads as its own.
 pub const KARPENTER_API_VERSION: &str = "karpenter.sh/v1";
 
-/// Taints the node lifecycle controllers add and remove on their own; they never decide a plan.
-pub const EPHEMERAL_TAINTS: [&str; 3] = [
+/// Taint a node carries from joining until Purser's controller registers it (and removes it).
+pub const UNREGISTERED_TAINT: &str = "purser.dev/unregistered";
+
+/// Taints the node lifecycle controllers (Purser's registration among them) add and remove on
+/// their own; they never decide a plan. A Node that joined but is not registered yet is the
+/// capacity its NodeClaim was launched for: read with its unregistered taint, it would have no
+/// room for the pods planned onto it, and a plan made during registration would launch a second
+/// node for them.
+pub const EPHEMERAL_TAINTS: [&str; 4] = [
     "node.kubernetes.io/not-ready",
     "node.kubernetes.io/unreachable",
     "node.cloudprovider.kubernetes.io/uninitialized",
+    UNREGISTERED_TAINT,
 ];
 
 /// The kubelet's default `maxPods`, used when a node reports no `pods` allocatable.
@@ -1443,6 +1451,7 @@ spec:
   taints:
     - {key: example.com/agent-not-ready, effect: NoExecute}
     - {key: node.kubernetes.io/not-ready, effect: NoSchedule}
+    - {key: purser.dev/unregistered, effect: NoExecute}
     - {key: dedicated, value: ml, effect: NoSchedule}
 status:
   capacity: {cpu: "8", memory: 32386544Ki, pods: "58"}
@@ -1501,7 +1510,11 @@ status:
         assert_eq!(node.labels.get(CAPACITY_TYPE).map(String::as_str), Some("spot"));
         assert_eq!(node.zone.as_deref(), Some("us-east-1b"));
         assert_eq!(node.price, Some(0.12));
-        assert_eq!(node.taints.len(), 1, "startup and not-ready taints are dropped");
+        assert_eq!(
+            node.taints.len(),
+            1,
+            "startup, not-ready and unregistered taints are dropped"
+        );
         assert_eq!(node.taints[0].key, "dedicated");
         assert_eq!(node.allocatable.get(CPU), Quantity::from_milli(7910));
         assert_eq!(node.capacity.get(CPU), Quantity::from_units(8));
