@@ -22,6 +22,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use crate::api::{CostBudget, NodeClaim, NodePool};
 use crate::model::disruption::LAST_POD_EVENT;
@@ -43,6 +44,20 @@ pub struct ClusterState {
     pub claims: Store<NodeClaim>,
     /// CostBudgets.
     pub budgets: Store<CostBudget>,
+    /// The watches and the last-pod-event marker, stopped with the last copy of this state.
+    _tasks: Arc<Tasks>,
+}
+
+/// Background tasks aborted on drop: a controller that is gone (stopped, or killed as a crash
+/// would be) no longer watches or writes anything.
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 impl ClusterState {
@@ -50,13 +65,14 @@ impl ClusterState {
     /// claims change.
     pub fn start(client: kube::Client, provision: Arc<Notify>) -> Self {
         let touched: Arc<Mutex<HashSet<String>>> = Arc::default();
-        let pods = reflect(Api::<Pod>::all(client.clone()), {
+        let mut tasks = vec![];
+        let pods = reflect(&mut tasks, Api::<Pod>::all(client.clone()), {
             let provision = provision.clone();
             let touched = touched.clone();
             move |event: &Event<Pod>| on_pod_event(event, &provision, &touched)
         });
-        tokio::spawn(mark_pod_events(client.clone(), touched));
-        let claims = reflect(Api::<NodeClaim>::all(client.clone()), {
+        tasks.push(tokio::spawn(mark_pod_events(client.clone(), touched)));
+        let claims = reflect(&mut tasks, Api::<NodeClaim>::all(client.clone()), {
             let provision = provision.clone();
             move |event: &Event<NodeClaim>| {
                 if matches!(event, Event::Delete(_)) {
@@ -64,7 +80,7 @@ impl ClusterState {
                 }
             }
         });
-        let pools = reflect(Api::<NodePool>::all(client.clone()), {
+        let pools = reflect(&mut tasks, Api::<NodePool>::all(client.clone()), {
             let provision = provision.clone();
             let mut seen = HashMap::new();
             move |event: &Event<NodePool>| {
@@ -73,17 +89,27 @@ impl ClusterState {
                 }
             }
         });
+        let nodes = reflect(&mut tasks, Api::<Node>::all(client.clone()), |_: &Event<Node>| {});
+        let daemonsets = reflect(
+            &mut tasks,
+            Api::<DaemonSet>::all(client.clone()),
+            |_: &Event<DaemonSet>| {},
+        );
+        let pdbs = reflect(
+            &mut tasks,
+            Api::<PodDisruptionBudget>::all(client.clone()),
+            |_: &Event<PodDisruptionBudget>| {},
+        );
+        let budgets = reflect(&mut tasks, Api::<CostBudget>::all(client), |_: &Event<CostBudget>| {});
         ClusterState {
             pods,
-            nodes: reflect(Api::<Node>::all(client.clone()), |_: &Event<Node>| {}),
-            daemonsets: reflect(Api::<DaemonSet>::all(client.clone()), |_: &Event<DaemonSet>| {}),
-            pdbs: reflect(
-                Api::<PodDisruptionBudget>::all(client.clone()),
-                |_: &Event<PodDisruptionBudget>| {},
-            ),
+            nodes,
+            daemonsets,
+            pdbs,
             pools,
             claims,
-            budgets: reflect(Api::<CostBudget>::all(client), |_: &Event<CostBudget>| {}),
+            budgets,
+            _tasks: Arc::new(Tasks(tasks)),
         }
     }
 
@@ -125,8 +151,9 @@ impl ClusterState {
     }
 }
 
-/// Run a reflector over `api` in the background, calling `on_event` for every watch event.
-fn reflect<K, F>(api: Api<K>, mut on_event: F) -> Store<K>
+/// Run a reflector over `api` in the background (its task added to `tasks`), calling `on_event`
+/// for every watch event.
+fn reflect<K, F>(tasks: &mut Vec<JoinHandle<()>>, api: Api<K>, mut on_event: F) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
@@ -134,7 +161,7 @@ where
 {
     let (reader, writer) = reflector::store();
     let stream = watcher(api).default_backoff().reflect(writer);
-    tokio::spawn(async move {
+    tasks.push(tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             match event {
@@ -142,7 +169,7 @@ where
                 Err(e) => tracing::warn!(error = %e, "watch failed; retrying with backoff"),
             }
         }
-    });
+    }));
     reader
 }
 
