@@ -183,9 +183,11 @@ async fn crash_and_restart(cluster: Cluster, launch_first: bool) {
         launch_first,
     });
     let first = cluster.controller_with(fast_settings("first"), stalling);
+    // Every claim of the first plan (they are created one request each, not all at once).
     cluster
-        .until("NodeClaims are created", MINUTE, || async {
-            !cluster.claims().await.is_empty()
+        .until("the plan's NodeClaims are created", MINUTE, || async {
+            let planned = first.ctx.decisions().first().map_or(0, |p| p.node_claims.len());
+            planned > 0 && cluster.claims().await.len() == planned
         })
         .await;
     let expected = cluster.claims().await.len();
