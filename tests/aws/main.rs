@@ -390,10 +390,19 @@ async fn a_node_class_that_resolves_to_nothing_is_not_ready_and_says_why() {
             let ready = class.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
             (!ready.is_true()).then_some(ready.message)
         };
+        // One pass resolves both classes in turn: `broken` fails before `default` is resolved.
+        let default_ready = || async {
+            let class = classes.get("default").await.ok();
+            class
+                .and_then(|c| c.status)
+                .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.is_true()))
+        };
         aws.cluster
-            .until("the NodeClass is not Ready", Duration::from_secs(30), || async {
-                message().await.is_some()
-            })
+            .until(
+                "the NodeClass is not Ready and the default one is",
+                Duration::from_secs(30),
+                || async { message().await.is_some() && default_ready().await },
+            )
             .await;
         let text = message().await.expect("a message");
         assert!(
