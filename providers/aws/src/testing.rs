@@ -4,11 +4,12 @@
 //! Used by this crate's tests and the controller's AWS scenarios; nothing here runs in
 //! production.
 
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_ec2::config::interceptors::{
     BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
@@ -53,9 +54,18 @@ pub fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
+/// The port in Werkzeug's ` * Running on http://127.0.0.1:PORT` line.
+fn listening_port(line: &str) -> Option<u16> {
+    let address = line.split("Running on http://").nth(1)?;
+    address.trim().rsplit(':').next()?.parse().ok()
+}
+
 impl Moto {
-    /// Start `moto_server -H 127.0.0.1 -p <free port>` and wait (up to 60 s) until it listens.
-    /// Panics, saying how to install it, when the binary is missing: tests must not skip.
+    /// Start `moto_server -H 127.0.0.1 -p 0` and wait (up to 60 s) for the port it says it
+    /// listens on. The server binds the port itself: a port picked here and passed to it could
+    /// be taken by another server in between (another test's API server), and the tests then
+    /// talked to that one. Panics, saying how to install it, when the binary is missing: tests
+    /// must not skip.
     pub fn start() -> Moto {
         let Some(binary) = moto_binary() else {
             panic!(
@@ -63,25 +73,34 @@ impl Moto {
                  pip install 'moto[server]=={MOTO_VERSION}' (.ci/run does)"
             );
         };
-        let port = free_port();
-        let child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let moto = Moto {
+        let stderr = child.stderr.take().expect("moto_server's standard error");
+        let mut moto = Moto {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: String::new(),
         };
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "moto_server did not listen on port {port} within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let (found, port) = std::sync::mpsc::channel();
+        // Werkzeug says ` * Running on http://127.0.0.1:PORT`; the rest (one line per request)
+        // is drained so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stderr).lines();
+            for line in lines.by_ref().map_while(Result::ok) {
+                if let Some(port) = listening_port(&line) {
+                    let _ = found.send(port);
+                    break;
+                }
+            }
+            lines.for_each(drop);
+        });
+        let port = port
+            .recv_timeout(Duration::from_secs(60))
+            .expect("moto_server exited, or did not say within 60 s which port it listens on");
+        moto.url = format!("http://127.0.0.1:{port}");
         moto
     }
 
@@ -238,4 +257,16 @@ pub async fn prepare_vpc(ec2: &aws_sdk_ec2::Client, key: &str, value: &str) -> S
         .and_then(|i| i.image_id())
         .expect("an x86_64 image")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_port_comes_from_werkzeugs_startup_line() {
+        assert_eq!(listening_port(" * Running on http://127.0.0.1:35171"), Some(35171));
+        assert_eq!(listening_port("Press CTRL+C to quit"), None);
+        assert_eq!(listening_port("127.0.0.1 - - \"POST / HTTP/1.1\" 200 -"), None);
+    }
 }
