@@ -35,15 +35,60 @@ impl Drop for Moto {
     }
 }
 
-/// The `moto_server` binary: `$MOTO_SERVER`, else the first on `PATH`.
+/// The `moto_server` binary: `$MOTO_SERVER`, else the first on `PATH`, else the pinned venv
+/// under `~/.cache/purser` (installed there by [`install_moto`] when missing).
 pub fn moto_binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("MOTO_SERVER") {
         return Some(PathBuf::from(path));
     }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("moto_server"))
-        .find(|candidate| candidate.is_file())
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("moto_server"))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.or_else(|| Some(moto_venv()?.join("bin/moto_server")).filter(|p| p.is_file()))
+}
+
+/// The pinned venv the test setup installs moto into: `~/.cache/purser/moto-<version>`, the
+/// same place `.ci/run` uses.
+fn moto_venv() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    Some(PathBuf::from(home).join(format!(".cache/purser/moto-{MOTO_VERSION}")))
+}
+
+/// Install `moto[server]` (pinned) with pip into the cache venv, once per test process; a
+/// failed install is removed so that the next run starts afresh instead of using half of it.
+pub fn install_moto() -> Result<PathBuf, String> {
+    static INSTALLED: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = installed.as_ref() {
+        return Ok(path.clone());
+    }
+    let venv = moto_venv().ok_or("HOME is not set: nowhere to install moto")?;
+    let binary = venv.join("bin/moto_server");
+    if !binary.is_file() {
+        let created = run(Command::new("python3").arg("-m").arg("venv").arg(&venv)).and_then(|()| {
+            run(Command::new(venv.join("bin/pip"))
+                .args(["install", "-q"])
+                .arg(format!("moto[server]=={MOTO_VERSION}")))
+        });
+        if let Err(e) = created {
+            let _ = std::fs::remove_dir_all(&venv);
+            return Err(e);
+        }
+    }
+    *installed = Some(binary.clone());
+    Ok(binary)
+}
+
+/// Run a set-up command, its failure as a message naming it.
+fn run(command: &mut Command) -> Result<(), String> {
+    let status = command.status().map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed: {status}"))
+    }
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -64,15 +109,17 @@ impl Moto {
     /// Start `moto_server -H 127.0.0.1 -p 0` and wait (up to 60 s) for the port it says it
     /// listens on. The server binds the port itself: a port picked here and passed to it could
     /// be taken by another server in between (another test's API server), and the tests then
-    /// talked to that one. Panics, saying how to install it, when the binary is missing: tests
-    /// must not skip.
+    /// talked to that one. Installs it with pip when it is missing;
+    /// panics, saying how to install it, when that fails: tests must not skip.
     pub fn start() -> Moto {
-        let Some(binary) = moto_binary() else {
-            panic!(
-                "moto_server is not installed (not on PATH, MOTO_SERVER unset): install it with \
-                 pip install 'moto[server]=={MOTO_VERSION}' (.ci/run does)"
-            );
-        };
+        let binary = moto_binary().unwrap_or_else(|| {
+            install_moto().unwrap_or_else(|e| {
+                panic!(
+                    "moto_server is not installed and pip could not install it ({e}): install \
+                     it with pip install 'moto[server]=={MOTO_VERSION}' (.ci/run does)"
+                )
+            })
+        });
         let mut child = Command::new(&binary)
             .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
