@@ -39,6 +39,22 @@ pub struct ErrorLabels {
     pub error: String,
 }
 
+/// Labels of per-budget values.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabel {
+    /// CostBudget.
+    pub budget: String,
+}
+
+/// Labels of a budget's change of standing.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetTransition {
+    /// CostBudget.
+    pub budget: String,
+    /// The standing it moved to: `Within`, `Warning` or `Exceeded`.
+    pub to: String,
+}
+
 /// Every metric the controller exports.
 pub struct Metrics {
     /// Pods waiting for a node.
@@ -63,12 +79,26 @@ pub struct Metrics {
     pub leaked: Counter,
     /// Errors by controller and kind.
     pub errors: Family<ErrorLabels, Counter>,
+    /// USD per hour allocated to each budget's scope now.
+    pub budget_run_rate: Family<BudgetLabel, Gauge<f64, AtomicU64>>,
+    /// Each budget's hourly cap as the planner applies it, USD per hour.
+    pub budget_hourly_cap: Family<BudgetLabel, Gauge<f64, AtomicU64>>,
+    /// Each budget's period cap, USD.
+    pub budget_period_cap: Family<BudgetLabel, Gauge<f64, AtomicU64>>,
+    /// USD spent in each budget's current period.
+    pub budget_spend: Family<BudgetLabel, Gauge<f64, AtomicU64>>,
+    /// Forecast spend for each budget's period, USD (an estimate).
+    pub budget_forecast: Family<BudgetLabel, Gauge<f64, AtomicU64>>,
+    /// Changes of a budget's standing (Within, Warning, Exceeded).
+    pub budget_transitions: Family<BudgetTransition, Counter>,
+    /// OpenCost-compatible node and container cost, and Purser's allocation and idle cost.
+    pub cost: super::cost_metrics::CostMetrics,
     registry: Registry,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("purser");
+        let mut root = Registry::default();
         let m = Metrics {
             pods_pending: Gauge::default(),
             decisions: Counter::default(),
@@ -81,8 +111,17 @@ impl Default for Metrics {
             disruptions: Counter::default(),
             leaked: Counter::default(),
             errors: Family::default(),
+            budget_run_rate: Family::default(),
+            budget_hourly_cap: Family::default(),
+            budget_period_cap: Family::default(),
+            budget_spend: Family::default(),
+            budget_forecast: Family::default(),
+            budget_transitions: Family::default(),
+            cost: super::cost_metrics::CostMetrics::default(),
             registry: Registry::default(),
         };
+        m.cost.register(&mut root);
+        let registry = root.sub_registry_with_prefix("purser");
         registry.register("pods_pending", "Pods waiting for a node", m.pods_pending.clone());
         registry.register("decisions", "Provisioning decisions made", m.decisions.clone());
         registry.register(
@@ -114,7 +153,37 @@ impl Default for Metrics {
             m.leaked.clone(),
         );
         registry.register("errors", "Errors by controller and kind", m.errors.clone());
-        Metrics { registry, ..m }
+        registry.register(
+            "budget_run_rate_usd_per_hour",
+            "USD per hour allocated to a CostBudget's scope now",
+            m.budget_run_rate.clone(),
+        );
+        registry.register(
+            "budget_hourly_cap_usd_per_hour",
+            "A CostBudget's hourly cap as the planner applies it",
+            m.budget_hourly_cap.clone(),
+        );
+        registry.register(
+            "budget_period_cap_usd",
+            "A CostBudget's cap for one period",
+            m.budget_period_cap.clone(),
+        );
+        registry.register(
+            "budget_spend_usd",
+            "USD allocated to a CostBudget's scope so far in its period",
+            m.budget_spend.clone(),
+        );
+        registry.register(
+            "budget_forecast_usd",
+            "Forecast spend of a CostBudget's period (an estimate: spend plus run-rate until the end)",
+            m.budget_forecast.clone(),
+        );
+        registry.register(
+            "budget_transitions",
+            "Changes of a CostBudget's standing (Within, Warning, Exceeded)",
+            m.budget_transitions.clone(),
+        );
+        Metrics { registry: root, ..m }
     }
 }
 

@@ -15,9 +15,11 @@
 //! Every decision comes from the same engine `purser plan` and the simulator call. The loops run
 //! only on the replica that holds the Lease ([`leader`]); probes and metrics run on every replica.
 
+pub mod budgets;
 pub mod claims;
 pub mod cluster;
 pub mod conditions;
+pub mod cost_metrics;
 pub mod disruption;
 pub mod events;
 pub mod gc;
@@ -77,6 +79,8 @@ pub struct Settings {
     pub catalog_refresh: Duration,
     /// How often the leaked-instance collector runs.
     pub gc_interval: Duration,
+    /// How often NodePool and CostBudget status (and the budget ledgers) are refreshed.
+    pub status_interval: Duration,
     /// An instance with no NodeClaim is terminated once it has been seen leaked this long.
     pub leak_grace: Duration,
     /// Longest drain before a node's instance is terminated anyway.
@@ -107,6 +111,7 @@ impl Default for Settings {
             disruption_interval: Duration::from_secs(10),
             catalog_refresh: Duration::ZERO,
             gc_interval: Duration::from_secs(30),
+            status_interval: Duration::from_secs(5),
             leak_grace: Duration::from_secs(300),
             termination_grace: Duration::from_secs(600),
             spot_rework_hours: 1.0,

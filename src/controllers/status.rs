@@ -3,13 +3,13 @@
 //!
 //! In: the snapshot (nodes with prices, pods, pools, budgets), the objects that do not load and
 //! the NodeClasses. Out: NodePool status (nodes, resources, hourly cost; conditions Ready,
-//! BudgetExceeded, LimitsExceeded), CostBudget status (`runRate`; conditions Ready, Exceeded),
+//! BudgetExceeded, LimitsExceeded), CostBudget status through `budgets` (run-rate, ledger,
+//! forecast; conditions Ready, Warning, Exceeded),
 //! `Ready=False` with the loader's message and a Warning Event on any object that does not
 //! load, and the per-pool node and cost gauges.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -23,9 +23,6 @@ use crate::api::{CostBudget, NodePool};
 use crate::cost::UnitPrices;
 use crate::model::resources::Resources;
 use crate::model::{Budget, NodeInfo, Snapshot};
-
-/// How often status is refreshed.
-const EVERY: Duration = Duration::from_secs(5);
 
 /// NodePools left out of plans because their NodeClass is missing, and invalid objects already
 /// reported (so each problem gets one Event, not one per pass).
@@ -43,7 +40,7 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), Error> {
             ctx.metrics.error("status", &e);
             tracing::warn!(error = %e, "status pass failed");
         }
-        tokio::time::sleep(EVERY).await;
+        tokio::time::sleep(ctx.settings.status_interval).await;
     }
 }
 
@@ -62,6 +59,11 @@ pub async fn refresh(ctx: &Context) -> Result<(), Error> {
     report_invalid(ctx, &built.invalid).await;
     let invalid: HashSet<(String, String)> = built.invalid.iter().map(|i| (i.kind.clone(), i.name.clone())).collect();
     update_gauges(ctx, &built.snapshot);
+    ctx.metrics.cost.observe(
+        &crate::cost::allocation::allocate(&built.snapshot),
+        &ctx.cluster.nodes.state(),
+        &ctx.cluster.pods.state(),
+    );
     for (pool, class) in &missing {
         let note =
             format!("NodePool {pool}: spec.template.spec.nodeClassRef names NodeClass {class}, which does not exist");
@@ -76,7 +78,7 @@ pub async fn refresh(ctx: &Context) -> Result<(), Error> {
         if invalid.contains(&("CostBudget".to_string(), budget.name.clone())) {
             continue;
         }
-        budget_status(ctx, &built.snapshot, budget).await?;
+        super::budgets::update(ctx, &built.snapshot, budget).await?;
     }
     Ok(())
 }
@@ -263,43 +265,6 @@ pub fn run_rate(snapshot: &Snapshot, budget: &Budget) -> f64 {
             Some(UnitPrices::split(node.price.unwrap_or(0.0), &node.capacity).allocate(&p.requests))
         })
         .sum()
-}
-
-async fn budget_status(ctx: &Context, snapshot: &Snapshot, budget: &Budget) -> Result<(), Error> {
-    let rate = run_rate(snapshot, budget);
-    let cap = budget.max_hourly_cost;
-    let exceeded = if rate > cap {
-        Condition::yes(
-            "Exceeded",
-            "OverBudget",
-            format!("budget {}: {rate:.2} of {cap:.2} USD/h", budget.name),
-        )
-    } else {
-        Condition::no(
-            "Exceeded",
-            "WithinBudget",
-            format!("budget {}: {rate:.2} of {cap:.2} USD/h", budget.name),
-        )
-    };
-    let api: Api<CostBudget> = Api::all(ctx.client.clone());
-    let current = api.get(&budget.name).await?;
-    let value = serde_json::to_value(&current)?;
-    let conds = value
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let now = conditions::now();
-    let conds = conditions::set(
-        &conds,
-        &Condition::yes("Ready", "Ready", "the budget is enforced"),
-        &now,
-    );
-    let conds = conditions::set(&conds, &exceeded, &now);
-    let status = json!({"status": {"runRate": round(rate), "conditions": conds}});
-    api.patch_status(&budget.name, &PatchParams::default(), &Patch::Merge(&status))
-        .await?;
-    Ok(())
 }
 
 /// Per-pool node counts and hourly cost.

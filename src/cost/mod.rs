@@ -6,6 +6,7 @@
 //! vCPU-hour, 0.004237 USD per GiB-hour of RAM, 0.95 USD per GPU-hour). See
 //! docs/cost-allocation.md.
 
+pub mod allocation;
 pub mod ledger;
 
 use crate::model::resources::Resources;

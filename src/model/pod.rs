@@ -103,7 +103,7 @@ impl HostPort {
 }
 
 /// Everything the engine needs to know about one pod.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PodInfo {
     /// `namespace/name`.
     pub key: String,

@@ -13,7 +13,7 @@ use super::taints::Taint;
 use crate::catalog::CapacityType;
 
 /// A node that exists (or a NodeClaim in flight, which counts as capacity).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeInfo {
     /// Node name (or NodeClaim name while in flight).
     pub name: String,

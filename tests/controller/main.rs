@@ -100,3 +100,8 @@ async fn a_leaked_instance_is_terminated_after_the_grace_period_and_claimed_ones
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_period_loses_no_budget_spend() {
+    scenarios::a_restart_mid_period_loses_no_budget_spend(Cluster::start(Duration::from_millis(200)).await).await;
+}

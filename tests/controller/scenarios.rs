@@ -929,3 +929,137 @@ pub async fn a_leaked_instance_is_terminated_after_the_grace_period_and_claimed_
     assert!(cluster.all_bound().await);
     controller.stop().await;
 }
+
+/// The ledger a budget's ConfigMap holds: (USD so far, accrued until in Unix seconds, run-rate).
+async fn stored_ledger(cluster: &Cluster, budget: &str) -> Option<(f64, i64, f64)> {
+    let api: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(cluster.client.clone(), "purser");
+    let map = api.get_opt(&format!("purser-ledger-{budget}")).await.ok()??;
+    let text = map.data?.get("ledger.json")?.clone();
+    let stored: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let spend: f64 = stored
+        .pointer("/ledger/hours")?
+        .as_object()?
+        .values()
+        .filter_map(|v| v.as_f64())
+        .sum();
+    let until = stored.pointer("/ledger/accruedUntil")?.as_i64()?;
+    let rate = stored.pointer("/runRate")?.as_f64()?;
+    Some((spend, until, rate))
+}
+
+/// Scenario `a_restart_mid_period_loses_no_budget_spend`: a budget's spend accrues while its
+/// pods run, a controller killed mid-period and a new one started later charge the time in
+/// between at the run-rate last seen, the status shows the spend, forecast and allowed
+/// run-rate, and the Warning transition gives one Event and one counted transition, not one per
+/// controller.
+pub async fn a_restart_mid_period_loses_no_budget_spend(cluster: Cluster) {
+    cluster.apply::<NodePool>(nodepool("general", json!({}))).await;
+    let first = cluster.controller(budget_settings("a"));
+    cluster.pods("vision", &[("train".to_string(), "15", "56Gi")]).await;
+    cluster
+        .until("the budget's pod runs", MINUTE, || cluster.all_bound())
+        .await;
+    // A yearly period (from 1 January) and a 5 USD cap: the forecast at the pod's run-rate
+    // passes 80% of the cap at once except in the last hours of a year.
+    cluster
+        .apply::<CostBudget>(json!({"apiVersion": "purser.dev/v1", "kind": "CostBudget",
+            "metadata": {"name": "team-vision"},
+            "spec": {"selector": {"namespaces": ["vision"]}, "maxHourlyCost": 100.0,
+                "period": "0 0 1 1 *", "maxPeriodCost": 5.0}}))
+        .await;
+    cluster
+        .until("the ledger accrues at the pod's run-rate", MINUTE, || async {
+            stored_ledger(&cluster, "team-vision")
+                .await
+                .is_some_and(|(spend, _, rate)| spend > 0.0 && rate > 0.0)
+        })
+        .await;
+    cluster
+        .until("the forecast raises Warning", MINUTE, || async {
+            condition(&cluster, "team-vision", "Warning").await.as_deref() == Some("True")
+        })
+        .await;
+    let metrics = first.ctx.metrics.encode();
+    assert!(
+        metrics.contains(r#"purser_budget_transitions_total{budget="team-vision",to="Warning"} 1"#),
+        "{metrics}"
+    );
+    first.kill();
+    let (spend_before, until_before, rate) = stored_ledger(&cluster, "team-vision").await.expect("a stored ledger");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let second = cluster.controller(budget_settings("b"));
+    cluster
+        .until("the new controller accrues past the downtime", MINUTE, || async {
+            stored_ledger(&cluster, "team-vision")
+                .await
+                .is_some_and(|(_, until, _)| until >= until_before + 4)
+        })
+        .await;
+    let (spend_after, until_after, _) = stored_ledger(&cluster, "team-vision").await.expect("a stored ledger");
+    let expected = spend_before + rate * (until_after - until_before) as f64 / 3600.0;
+    assert!(
+        (spend_after - expected).abs() < 1e-9,
+        "spend {spend_after} after the restart, expected {expected}: {spend_before} before it plus \
+         {rate} USD/h over {} s",
+        until_after - until_before
+    );
+    let status = Api::<CostBudget>::all(cluster.client.clone())
+        .get("team-vision")
+        .await
+        .expect("budget");
+    let status = serde_json::to_value(&status).expect("json");
+    let spend_to_date = status
+        .pointer("/status/spendToDate")
+        .and_then(|v| v.as_f64())
+        .expect("spendToDate");
+    assert!(spend_to_date >= spend_before - 1e-4, "{status}");
+    let allowed = status
+        .pointer("/status/allowedRunRate")
+        .and_then(|v| v.as_f64())
+        .expect("allowedRunRate");
+    assert!(
+        allowed < 5.0,
+        "5 USD over the rest of a month allows well under 5 USD/h: {status}"
+    );
+    let forecast = status
+        .pointer("/status/forecast")
+        .and_then(|v| v.as_f64())
+        .expect("forecast");
+    assert!(
+        forecast >= 4.0,
+        "a forecast at 80% of the cap or more raised Warning: {status}"
+    );
+    let warnings = events_for(&cluster, "BudgetWarning").await;
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one Event for one transition, not one per controller"
+    );
+    assert!(
+        second.ctx.metrics.encode().contains("purser_budget_spend_usd"),
+        "the new controller exports the budget gauges"
+    );
+    second.stop().await;
+}
+
+/// The settings of the budget scenario: status (and the ledger) every half second.
+fn budget_settings(identity: &str) -> purser::controllers::Settings {
+    purser::controllers::Settings {
+        status_interval: Duration::from_millis(500),
+        ..fast_settings(identity)
+    }
+}
+
+/// The status of a CostBudget's condition of `type_`.
+async fn condition(cluster: &Cluster, budget: &str, type_: &str) -> Option<String> {
+    let object = Api::<CostBudget>::all(cluster.client.clone()).get(budget).await.ok()?;
+    let value = serde_json::to_value(&object).ok()?;
+    value
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(|t| t.as_str()) == Some(type_))?
+        .get("status")?
+        .as_str()
+        .map(String::from)
+}

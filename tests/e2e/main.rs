@@ -121,3 +121,10 @@ async fn a_leaked_instance_is_terminated_after_the_grace_period_and_claimed_ones
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_period_loses_no_budget_spend() {
+    if enabled() {
+        scenarios::a_restart_mid_period_loses_no_budget_spend(Cluster::from_kubeconfig().await).await;
+    }
+}
