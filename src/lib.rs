@@ -13,3 +13,4 @@ pub mod disruption;
 pub mod model;
 pub mod sim;
 pub mod solver;
+pub mod webhook;

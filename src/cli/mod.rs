@@ -25,6 +25,7 @@ pub mod controller;
 pub mod crds;
 pub mod plan;
 pub mod simulate;
+pub mod webhook;
 
 use std::io::Write;
 use std::time::Duration;
@@ -54,6 +55,8 @@ pub enum Command {
     /// Run Purser as the cluster's autoscaler (the controller). Boxed: its arguments (the AWS
     /// provider's among them) make it far larger than the other variants.
     Controller(Box<controller::ControllerArgs>),
+    /// Serve the validating admission webhook that applies the cost policies to new pods.
+    Webhook(webhook::WebhookArgs),
 }
 
 /// Parse a duration such as `2s`, `500ms` or `1.5s`.
@@ -85,6 +88,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Simulate(args) => simulate::run(args),
         Command::Crds(args) => crds::run(args),
         Command::Controller(args) => controller::run(*args),
+        Command::Webhook(args) => webhook::run(args),
     }
 }
 
