@@ -73,7 +73,13 @@ pub fn solve(problem: &Problem, baseline: &Assignment, deadline: Instant) -> (As
         _ => baseline.clone(),
     };
     let best = optimise(problem, &start, share_of(deadline, share), true);
+    let best = super::neighbourhood::fill_slack(problem, best, share_of(deadline, 0.5));
     let best = if classes > LARGE {
+        let mut best = best;
+        for share in [0.4, 0.5, 0.6] {
+            best = super::local_search::improve_split(problem, best, share_of(deadline, share));
+            best = super::neighbourhood::fill_slack(problem, best, deadline);
+        }
         super::local_search::improve_split(problem, best, share_of(deadline, 0.8))
     } else {
         best

@@ -163,11 +163,20 @@ struct Move {
     fills_paid_room: bool,
 }
 
+/// Buffers `evaluate` reuses for the resources each side of a move would use.
+#[derive(Default)]
+struct Scratch {
+    used_a: Vec<i64>,
+    used_b: Vec<i64>,
+    /// The re-sized source of a plain move (no unit back): the same for every partner.
+    moved_a: Option<Option<(usize, f64)>>,
+}
+
 /// One side of a candidate move: resources used after it, and the classes on the node
 /// (conservatively, including a unit that leaves when others of its class stay or not).
 struct Side<'b> {
     bin: usize,
-    used: Vec<i64>,
+    used: &'b [i64],
     classes: &'b [(usize, u32)],
     extra: Option<usize>,
     emptied: bool,
@@ -264,17 +273,18 @@ impl<'a> Search<'a> {
         self.family_of[a]?;
         let partners = &self.partners[self.partners_of[a]];
         let mut best: Option<Move> = None;
+        let mut scratch = Scratch::default();
         for b in sample(partners, a, rng) {
             if self.bins[b].counts.is_empty() || !self.may_use(class, b) {
                 continue;
             }
-            if let Some(m) = self.evaluate(a, b, class, None) {
+            if let Some(m) = self.evaluate(a, b, class, None, &mut scratch) {
                 keep_better(&mut best, m);
             }
             for &(d, _) in &self.bins[b].counts {
                 if d != class
                     && self.may_use(d, a)
-                    && let Some(m) = self.evaluate(a, b, class, Some(d))
+                    && let Some(m) = self.evaluate(a, b, class, Some(d), &mut scratch)
                 {
                     keep_better(&mut best, m);
                 }
@@ -289,7 +299,7 @@ impl<'a> Search<'a> {
     }
 
     /// Score moving one unit of `class` from `a` to `b` (and one of `other` back).
-    fn evaluate(&self, a: usize, b: usize, class: usize, other: Option<usize>) -> Option<Move> {
+    fn evaluate(&self, a: usize, b: usize, class: usize, other: Option<usize>, scratch: &mut Scratch) -> Option<Move> {
         let p = self.problem;
         let (bin_a, bin_b) = (&self.bins[a], &self.bins[b]);
         if !self.rules_allow_after(bin_b, other, class) {
@@ -301,8 +311,15 @@ impl<'a> Search<'a> {
             return None;
         }
         let req = |c: usize| &p.classes[c].req;
-        let mut used_a = bin_a.used.clone();
-        let mut used_b = bin_b.used.clone();
+        let Scratch {
+            used_a,
+            used_b,
+            moved_a,
+        } = scratch;
+        used_a.clear();
+        used_a.extend_from_slice(&bin_a.used);
+        used_b.clear();
+        used_b.extend_from_slice(&bin_b.used);
         for ((ua, ub), r) in used_a.iter_mut().zip(used_b.iter_mut()).zip(req(class)) {
             *ua -= r;
             *ub += r;
@@ -313,6 +330,7 @@ impl<'a> Search<'a> {
                 *ub -= r;
             }
         }
+        let (used_a, used_b) = (&used_a[..], &used_b[..]);
         let emptied = other.is_none() && bin_a.counts.len() == 1 && bin_a.counts[0].1 == 1;
         let side_a = Side {
             bin: a,
@@ -328,7 +346,11 @@ impl<'a> Search<'a> {
             extra: Some(class),
             emptied: false,
         };
-        let (kind_a, cost_a) = self.resize(&side_a)?;
+        let (kind_a, cost_a) = match (other, *moved_a) {
+            (None, Some(known)) => known?,
+            (None, None) => (*moved_a.insert(self.resize(&side_a)))?,
+            (Some(_), _) => self.resize(&side_a)?,
+        };
         let (kind_b, cost_b) = self.resize(&side_b)?;
         let fills_paid_room = self.cost[a] > self.cost[b] + EPS
             && (cost_b - self.cost[b]).abs() <= EPS
@@ -339,8 +361,8 @@ impl<'a> Search<'a> {
         let after = if emptied {
             0.0
         } else {
-            potential(p, &side_a.used, kind_a, cost_a)
-        } + potential(p, &side_b.used, kind_b, cost_b);
+            potential(p, side_a.used, kind_a, cost_a)
+        } + potential(p, side_b.used, kind_b, cost_b);
         Some(Move {
             a,
             b,
@@ -389,7 +411,7 @@ impl<'a> Search<'a> {
         let family = &self.families[f];
         let grew = side.used.iter().zip(&self.bins[side.bin].used).all(|(n, o)| n >= o);
         let reach = &self.reach[f];
-        let first_reaching = reach.partition_point(|r| r.iter().zip(&side.used).any(|(c, u)| c < u));
+        let first_reaching = reach.partition_point(|r| r.iter().zip(side.used).any(|(c, u)| c < u));
         let start = if grew { self.position[current] } else { 0 }.max(first_reaching);
         if start >= family.len() {
             return None;
@@ -401,7 +423,7 @@ impl<'a> Search<'a> {
     /// Whether a new node of `kind` can hold a side.
     fn holds(&self, kind: usize, side: &Side) -> bool {
         let classes = side.classes.iter().map(|(c, _)| *c).chain(side.extra);
-        self.problem.holds(kind, &side.used, classes)
+        self.problem.holds(kind, side.used, classes)
     }
 
     /// Keep `m` when the global constraints allow it; true when kept.

@@ -184,6 +184,27 @@ pub fn fill_slack(problem: &Problem, mut assignment: Assignment, deadline: Insta
     assignment
 }
 
+/// Whether some pool of `problem` asks for a share of on-demand capacity.
+fn has_mix(problem: &Problem) -> bool {
+    problem.pools.iter().any(|p| p.min_on_demand > 0.0)
+}
+
+/// Whether `target` has room for one more unit of `class` by resources alone (a cheap test
+/// before the full one, which also checks the class's kinds and placement rules).
+fn has_room(problem: &Problem, target: &Bin, class: usize) -> bool {
+    let cap = &problem.kinds[target.kind].cap;
+    problem.classes[class]
+        .req
+        .iter()
+        .zip(&target.used)
+        .zip(cap)
+        .all(|((r, u), k)| u + r <= *k)
+}
+
+/// Empty node `s` as far as the slack of the other nodes allows and shrink what is left; undo
+/// every change unless the node gets cheaper within all global constraints. Only the bins it
+/// touches are saved for the undo, so a pass over all nodes stays linear in their number per
+/// source.
 fn try_empty_into_slack(
     problem: &Problem,
     assignment: &mut Assignment,
@@ -191,12 +212,16 @@ fn try_empty_into_slack(
     s: usize,
     deadline: Instant,
 ) {
-    let before = assignment.bins.clone();
+    let mix = has_mix(problem);
+    let short_before = if mix {
+        problem.mix_shortfalls(&assignment.bins)
+    } else {
+        vec![]
+    };
     let ledger_before = ledger.clone();
-    let short_before = problem.mix_shortfalls(&before);
     let source = assignment.bins[s].clone();
     let pool = problem.kinds[source.kind].pool;
-    let mut moved_any = false;
+    let mut touched: Vec<(usize, Bin)> = vec![];
     for &(c, n) in &source.counts {
         let mut left = n;
         for t in 0..assignment.bins.len() {
@@ -205,7 +230,11 @@ fn try_empty_into_slack(
             }
             let target = &assignment.bins[t];
             let kind = &problem.kinds[target.kind];
-            if t == s || target.counts.is_empty() || !(kind.pool == pool || kind.is_existing()) {
+            if t == s
+                || target.counts.is_empty()
+                || !(kind.pool == pool || kind.is_existing())
+                || !has_room(problem, target, c)
+            {
                 continue;
             }
             let take = super::ilp::max_units(problem, target.kind, &target.used, &target.counts, c, left);
@@ -219,15 +248,17 @@ fn try_empty_into_slack(
                 continue;
             }
             problem.apply_swap(ledger, &old, &new);
+            if !touched.iter().any(|(i, _)| *i == t) {
+                touched.push((t, assignment.bins[t].clone()));
+            }
             let target = &mut assignment.bins[t];
             target.used = problem.usage(&counts);
             target.counts = counts;
             left -= take;
-            moved_any = true;
             remove_units(&mut assignment.bins[s], c, take);
         }
     }
-    if !moved_any {
+    if touched.is_empty() {
         return;
     }
     let rest = assignment.bins[s].counts.clone();
@@ -244,24 +275,23 @@ fn try_empty_into_slack(
         None if rest.is_empty() => (Contribution::default(), 0.0),
         None => (old.clone(), f64::INFINITY),
     };
-    let mut after = assignment.bins.clone();
     if let Some(k) = new_kind {
-        after[s].kind = k;
+        assignment.bins[s].kind = k;
     }
-    after.retain(|b| !b.counts.is_empty());
-    let mix_ok = problem
-        .mix_shortfalls(&after)
-        .iter()
-        .all(|x| short_before.iter().any(|b| b.0 == x.0));
+    let mix_ok = !mix
+        || problem
+            .mix_shortfalls(&assignment.bins)
+            .iter()
+            .all(|x| short_before.iter().any(|b| b.0 == x.0));
     if new_cost < problem.kinds[source.kind].cost - 1e-9 && mix_ok && problem.check_swap(ledger, &old, &new).is_ok() {
         problem.apply_swap(ledger, &old, &new);
         let bin = &mut assignment.bins[s];
-        if let Some(k) = new_kind {
-            bin.kind = k;
-        }
         bin.used = problem.usage(&bin.counts);
     } else {
-        assignment.bins = before;
+        assignment.bins[s] = source;
+        for (t, bin) in touched {
+            assignment.bins[t] = bin;
+        }
         *ledger = ledger_before;
     }
 }
