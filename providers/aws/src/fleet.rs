@@ -1,6 +1,7 @@
 //! Launching: one launch template per NodeClass hash (reused), and an instant `CreateFleet`
-//! whose overrides are the plan's instance type first, then compatible types that cost no
-//! more, across the allowed subnets.
+//! whose overrides are the plan's instance type first, then the request's alternatives (the
+//! controller chose them to meet the pool's and pods' requirements) that are compatible and
+//! cost no more, across the allowed subnets.
 //!
 //! In: a [`LaunchRequest`], its [`ResolvedClass`] and the catalog. Out: the launched instance ID,
 //! or [`LaunchError::Capacity`] naming the offering that had no capacity.
@@ -90,33 +91,29 @@ fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
         .collect()
 }
 
-/// The plan's instance types, then compatible ones that cost no more in the allowed zones:
-/// same architecture and accelerators, at least the CPU and memory of the plan's type.
+/// The instance types to offer the fleet: the plan's type first, then those of the request's
+/// alternatives (the controller chose them to meet the NodePool's and the pods' requirements)
+/// that are also compatible and no dearer by this provider's catalog. Never a type the request
+/// does not name.
 pub fn candidate_types(request: &LaunchRequest, catalog: &CatalogFile) -> Vec<String> {
-    let mut out: Vec<String> = request.instance_types.iter().take(MAX_TYPES).cloned().collect();
-    let Some(first) = request
-        .instance_types
-        .first()
-        .and_then(|n| catalog.instance_types.iter().find(|t| &t.name == n))
-    else {
-        return out;
+    let Some((first, rest)) = request.instance_types.split_first() else {
+        return vec![];
     };
-    let Some(ceiling) = best_price(first, request) else {
-        return out;
-    };
-    let mut others: Vec<(f64, &InstanceTypeSpec)> = catalog
-        .instance_types
-        .iter()
-        .filter(|t| !out.contains(&t.name) && compatible(first, t))
-        .filter_map(|t| best_price(t, request).map(|p| (p, t)))
-        .filter(|(p, _)| *p <= ceiling)
-        .collect();
-    others.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
-    for (_, t) in others {
+    let find = |n: &String| catalog.instance_types.iter().find(|t| &t.name == n);
+    let plan = find(first);
+    let ceiling = plan.and_then(|p| best_price(p, request));
+    let mut out = vec![first.clone()];
+    for name in rest {
         if out.len() >= MAX_TYPES {
             break;
         }
-        out.push(t.name.clone());
+        let allowed = match (plan, ceiling, find(name)) {
+            (Some(p), Some(c), Some(t)) => compatible(p, t) && best_price(t, request).is_some_and(|x| x <= c),
+            _ => false,
+        };
+        if allowed && !out.contains(name) {
+            out.push(name.clone());
+        }
     }
     out
 }
@@ -451,7 +448,7 @@ mod tests {
     }
 
     #[test]
-    fn alternatives_are_compatible_and_no_dearer_with_the_plans_type_first() {
+    fn alternatives_are_only_the_requests_compatible_and_no_dearer_types_with_the_plans_first() {
         let catalog = CatalogFile {
             instance_types: vec![
                 spec("m5.large", 2, 8192, 0.04),
@@ -463,13 +460,20 @@ mod tests {
             ..Default::default()
         };
         let request = LaunchRequest {
-            instance_types: vec!["m5.large".into()],
+            instance_types: vec![
+                "m5.large".into(),
+                "r5.large".into(),
+                "c5.large".into(),
+                "m5.xlarge".into(),
+                "unknown.large".into(),
+            ],
             capacity_type: "spot".into(),
             ..Default::default()
         };
         assert_eq!(
             candidate_types(&request, &catalog),
-            ["m5.large", "m6i.large", "r5.large"]
+            ["m5.large", "r5.large"],
+            "only the request's types: m6i.large is cheaper but not asked for; c5.large is smaller; m5.xlarge is dearer"
         );
     }
 
