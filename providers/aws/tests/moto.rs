@@ -122,20 +122,43 @@ async fn spot_and_on_demand_launch_describe_and_terminate_through_create_fleet_w
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retrying_a_launch_for_the_same_claim_launches_once() {
+async fn retrying_a_launch_for_the_same_claim_sends_the_same_client_token_and_launches_once() {
     bounded(async {
         let moto = Moto::start();
-        let cloud = provider(&moto, &CapacityInjector::default()).await;
+        let injector = CapacityInjector::default();
+        let cloud = provider(&moto, &injector).await;
+        let retries = common::fast_retry().max_retries;
+        injector.drop_fleet_requests(retries + 1);
+        let dropped = cloud.create(request("claim-a", "m5.large", "on-demand")).await;
+        assert!(dropped.is_err(), "every CreateFleet attempt was dropped: {dropped:?}");
+        assert_eq!(live_instances(&cloud.clients().ec2, "claim-a").await, 0);
+
+        injector.lose_fleet_responses(1);
         let first = cloud
             .create(request("claim-a", "m5.large", "on-demand"))
             .await
-            .expect("launch");
+            .expect("the launch survives a lost CreateFleet answer");
         let again = cloud
             .create(request("claim-a", "m5.large", "on-demand"))
             .await
             .expect("retry");
         assert_eq!(first.provider_id, again.provider_id);
+
+        let tokens = injector.fleet_tokens();
+        assert_eq!(
+            tokens.len(),
+            retries + 3,
+            "dropped attempts, the lost answer and its retry reached CreateFleet; the last launch found the instance by tag: {tokens:?}"
+        );
+        let expected = purser_aws::fleet::client_token(CLUSTER, "claim-a");
+        assert!(tokens.iter().all(|t| *t == expected), "{tokens:?} vs {expected}");
         assert_eq!(live_instances(&cloud.clients().ec2, "claim-a").await, 1);
+
+        cloud
+            .create(request("claim-b", "m5.large", "on-demand"))
+            .await
+            .expect("another claim");
+        assert_ne!(injector.fleet_tokens().last(), Some(&expected), "another claim, another token");
     })
     .await;
 }
