@@ -175,21 +175,48 @@ impl AwsProvider {
             &self.options.retry,
             name,
             spec,
-            tags,
+            tags.clone(),
             &self.options.kubernetes_version,
         )
         .await;
-        let cached = match &result {
-            Ok(class) => Some(Ok(class.clone())),
-            Err(resolve::ResolveError::Invalid(why)) => Some(Err(why.clone())),
-            Err(resolve::ResolveError::Aws(_)) => None,
-        };
-        if let Some(entry) = cached
-            && let Ok(mut classes) = self.classes.lock()
-        {
-            classes.insert(name.to_string(), entry);
+        match &result {
+            Ok(class) => self.cache_class(name, Ok(class.clone())),
+            Err(resolve::ResolveError::Invalid(why)) => self.cache_class(name, Err(why.clone())),
+            Err(resolve::ResolveError::Aws(_)) => self.keep_if_current(name, spec, &tags),
         }
         result
+    }
+
+    fn cache_class(&self, name: &str, entry: Result<ResolvedClass, String>) {
+        if let Ok(mut classes) = self.classes.lock() {
+            classes.insert(name.to_string(), entry);
+        }
+    }
+
+    /// After a transient failure: keep the cached resolution only when it was made from the
+    /// same settings; otherwise drop it, so a changed class never launches with the old ones.
+    fn keep_if_current(&self, name: &str, spec: &nodeclass::AwsNodeClass, tags: &BTreeMap<String, String>) {
+        let mut merged = tags.clone();
+        merged.extend(spec.tags.clone());
+        if let Ok(mut classes) = self.classes.lock() {
+            let current = matches!(classes.get(name), Some(Ok(c)) if c.spec == *spec && c.tags == merged);
+            if !current {
+                classes.remove(name);
+            }
+        }
+    }
+
+    /// Mark NodeClass `name` unusable (its `spec.aws` cannot be read), replacing any earlier
+    /// resolution: launches from it fail with `why` until it resolves again.
+    pub fn invalidate_class(&self, name: &str, why: &str) {
+        self.cache_class(name, Err(why.to_string()));
+    }
+
+    /// Forget every resolved NodeClass not in `names` (deleted ones).
+    pub fn retain_classes(&self, names: &[String]) {
+        if let Ok(mut classes) = self.classes.lock() {
+            classes.retain(|name, _| names.contains(name));
+        }
     }
 
     /// The resolved class of a launch, reading the NodeClass when it was not resolved yet.

@@ -318,3 +318,50 @@ async fn interruption_messages_become_notices_and_bad_messages_are_deleted() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_class_that_no_longer_resolves_cannot_launch_with_its_old_settings() {
+    bounded(async {
+        let moto = Moto::start();
+        let cloud = provider(&moto, &CapacityInjector::default()).await;
+        let not_ready = |launch: &Result<purser_cloudprovider::Instance, CloudError>, what: &str| {
+            matches!(launch, Err(CloudError::Other(m)) if m.contains(what))
+        };
+
+        let err = cloud
+            .resolve_class("default", &common::node_class("ami-12345678"), Default::default())
+            .await
+            .expect_err("an unknown image is not transient");
+        assert!(
+            err.to_string()
+                .starts_with("NodeClass default: spec.aws.amiSelectorTerms[0].id: image ami-12345678 does not exist"),
+            "{err}"
+        );
+        let launch = cloud.create(request("claim-ami", "m5.large", "on-demand")).await;
+        assert!(not_ready(&launch, "NodeClass default is not ready"), "{launch:?}");
+
+        let image = common::prepare_vpc(&cloud.clients().ec2).await;
+        cloud
+            .resolve_class("default", &common::node_class(&image), Default::default())
+            .await
+            .expect("resolves again");
+        cloud.invalidate_class("default", "NodeClass default: spec.aws.subnetSelectorTerms: invalid type");
+        let launch = cloud.create(request("claim-parse", "m5.large", "on-demand")).await;
+        assert!(
+            not_ready(&launch, "spec.aws.subnetSelectorTerms: invalid type"),
+            "{launch:?}"
+        );
+
+        cloud
+            .resolve_class("default", &common::node_class(&image), Default::default())
+            .await
+            .expect("resolves again");
+        cloud.retain_classes(&[]);
+        let launch = cloud.create(request("claim-gone", "m5.large", "on-demand")).await;
+        assert!(not_ready(&launch, "NodeClass default was not resolved"), "{launch:?}");
+        for claim in ["claim-ami", "claim-parse", "claim-gone"] {
+            assert_eq!(live_instances(&cloud.clients().ec2, claim).await, 0, "{claim}");
+        }
+    })
+    .await;
+}
