@@ -406,7 +406,7 @@ async fn a_node_class_that_resolves_to_nothing_is_not_ready_and_says_why() {
             .await;
         let text = message().await.expect("a message");
         assert!(
-            text.contains("NodeClass broken: spec.aws.amiSelectorTerms[0]: unknown alias family \"windows\""),
+            text.contains("NodeClass broken: spec.aws.amiSelectorTerms[0].alias: unknown alias family \"windows\""),
             "{text}"
         );
         let good = classes.get("default").await.expect("default").status.expect("status");

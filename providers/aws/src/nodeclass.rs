@@ -238,6 +238,8 @@ pub fn validate(class: &str, spec: &AwsNodeClass) -> Vec<String> {
     for (i, term) in spec.ami_selector_terms.iter().enumerate() {
         if let Some(p) = ami_term_problem(term) {
             problems.push(format!("{}: {p}", field(&format!("amiSelectorTerms[{i}]"))));
+        } else if let Some(p) = term.alias.as_deref().and_then(alias_problem) {
+            problems.push(format!("{}: {p}", field(&format!("amiSelectorTerms[{i}].alias"))));
         }
     }
     for (name, terms) in [
@@ -296,8 +298,7 @@ fn ami_term_problem(term: &AmiSelectorTerm) -> Option<String> {
     if set.iter().filter(|s| **s).count() != 1 {
         return Some("set exactly one of id, name, tags and alias".into());
     }
-    let alias = term.alias.as_deref()?;
-    alias_problem(alias)
+    None
 }
 
 fn alias_problem(alias: &str) -> Option<String> {
@@ -314,7 +315,41 @@ fn alias_problem(alias: &str) -> Option<String> {
     if version.is_empty() {
         return Some(format!("alias {alias:?} has no version (e.g. {family}@latest)"));
     }
+    let (valid, form) = if family == "bottlerocket" {
+        (is_release_version(version), "vMAJOR.MINOR.PATCH, e.g. v1.26.2")
+    } else {
+        (is_dated_version(version), "vYYYYMMDD, e.g. v20240807")
+    };
+    if version != "latest" && !valid {
+        return Some(format!(
+            "unknown version {version:?} in {alias:?} (expected latest or {form})"
+        ));
+    }
     None
+}
+
+/// `vYYYYMMDD` with a real month and day: the version of an EKS-optimized Amazon Linux image.
+fn is_dated_version(version: &str) -> bool {
+    let Some(date) = version.strip_prefix('v') else {
+        return false;
+    };
+    if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let number = |range: std::ops::Range<usize>| date[range].parse::<u32>().unwrap_or(0);
+    number(0..4) >= 2000 && (1..=12).contains(&number(4..6)) && (1..=31).contains(&number(6..8))
+}
+
+/// `vMAJOR.MINOR.PATCH`: the version of a Bottlerocket image.
+fn is_release_version(version: &str) -> bool {
+    let Some(numbers) = version.strip_prefix('v') else {
+        return false;
+    };
+    let parts: Vec<&str> = numbers.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The SSM parameter an alias names for a Kubernetes version and architecture.
@@ -411,9 +446,42 @@ mod tests {
         let problems = validate("gpu", &spec);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
-            problems[0].starts_with("NodeClass gpu: spec.aws.amiSelectorTerms[0]: unknown alias family \"windows\"")
+            problems[0]
+                .starts_with("NodeClass gpu: spec.aws.amiSelectorTerms[0].alias: unknown alias family \"windows\""),
+            "{problems:?}"
         );
         assert!(problems[0].contains("al2023, al2, bottlerocket"));
+    }
+
+    #[test]
+    fn an_unknown_alias_version_names_the_field_and_the_expected_form() {
+        for bad in [
+            "al2023@bogus",
+            "al2023@v2024087",
+            "al2023@v20241399",
+            "al2@20240807",
+            "bottlerocket@v1.2",
+        ] {
+            let mut spec = good();
+            spec.ami_selector_terms[0].alias = Some(bad.into());
+            let problems = validate("gpu", &spec);
+            assert_eq!(problems.len(), 1, "{bad}: {problems:?}");
+            assert!(
+                problems[0].starts_with("NodeClass gpu: spec.aws.amiSelectorTerms[0].alias: unknown version"),
+                "{problems:?}"
+            );
+            assert!(problems[0].contains("expected latest or v"), "{problems:?}");
+        }
+        for good_alias in [
+            "al2023@latest",
+            "al2023@v20240807",
+            "al2@v20231230",
+            "bottlerocket@v1.26.2",
+        ] {
+            let mut spec = good();
+            spec.ami_selector_terms[0].alias = Some(good_alias.into());
+            assert_eq!(validate("gpu", &spec), Vec::<String>::new(), "{good_alias}");
+        }
     }
 
     #[test]
