@@ -250,14 +250,21 @@ async fn launch(claim: &NodeClaim, ctx: &Context, api: &Api<NodeClaim>) -> Resul
             instance_type,
             zone,
             capacity_type,
+            others,
         }) => {
+            let also = if others.is_empty() {
+                String::new()
+            } else {
+                format!(" (also {others:?})")
+            };
             let note = format!(
-                "no capacity for {instance_type} {capacity_type} in {zone}; offering unavailable for {:?}, re-planning",
+                "no capacity for {instance_type} {capacity_type} in {zone}{also}; offerings unavailable for {:?}, re-planning",
                 ctx.settings.unavailable_for
             );
             if let Some(ct) = CapacityType::parse(&capacity_type) {
-                ctx.unavailable
-                    .mark((instance_type, zone, ct), ctx.settings.unavailable_for);
+                for (t, z) in std::iter::once((instance_type, zone)).chain(others) {
+                    ctx.unavailable.mark((t, z, ct), ctx.settings.unavailable_for);
+                }
             }
             give_up(claim, ctx, api, "InsufficientCapacity", note).await
         }

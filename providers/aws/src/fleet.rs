@@ -49,15 +49,17 @@ pub mod tags {
 /// Why a fleet launched nothing.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LaunchError {
-    /// No override had capacity; names the plan's offering (first instance type).
+    /// Overrides failed for lack of capacity; names the plan's offering when it was among them.
     #[error("insufficient capacity for {instance_type} in {zone}: {code}")]
     Capacity {
-        /// The plan's instance type.
+        /// The instance type (the plan's when it failed).
         instance_type: String,
         /// The zone it failed in.
         zone: String,
         /// The EC2 error code.
         code: String,
+        /// Every other (instance type, zone) the fleet's error set names with a capacity error.
+        others: Vec<(String, String)>,
     },
     /// The request could not be built or EC2 refused it.
     #[error(transparent)]
@@ -375,7 +377,8 @@ pub async fn create_fleet(
     Err(fleet_failure(&out, request))
 }
 
-/// The error of a fleet that launched nothing: capacity when every error is a capacity error.
+/// The error of a fleet that launched nothing: capacity when any override failed for lack of
+/// capacity (every such override is named, so all are kept out of plans), else the errors.
 fn fleet_failure(
     out: &aws_sdk_ec2::operation::create_fleet::CreateFleetOutput,
     request: &FleetRequest<'_>,
@@ -383,43 +386,51 @@ fn fleet_failure(
     let errors = out.errors();
     let plan_type = request.instance_types.first().cloned().unwrap_or_default();
     let first_zone = request.subnets.first().map(|s| s.1.clone()).unwrap_or_default();
-    if !errors.is_empty()
-        && errors
-            .iter()
-            .all(|e| CAPACITY_CODES.contains(&e.error_code().unwrap_or_default()))
-    {
-        let on_plan = errors.iter().find(|e| {
-            e.launch_template_and_overrides()
-                .and_then(|l| l.overrides())
-                .and_then(|o| o.instance_type())
-                .is_some_and(|t| t.as_str() == plan_type)
-        });
-        let chosen = on_plan.unwrap_or(&errors[0]);
-        let zone = chosen
-            .launch_template_and_overrides()
-            .and_then(|l| l.overrides())
-            .and_then(|o| o.availability_zone())
-            .map(str::to_string)
-            .unwrap_or(first_zone);
-        return LaunchError::Capacity {
-            instance_type: plan_type,
-            zone,
-            code: chosen.error_code().unwrap_or_default().to_string(),
-        };
-    }
-    let detail: Vec<String> = errors
+    let (capacity, other): (Vec<_>, Vec<_>) = errors
+        .iter()
+        .partition(|e| CAPACITY_CODES.contains(&e.error_code().unwrap_or_default()));
+    let detail: Vec<String> = other
         .iter()
         .map(|e| format!("{}: {}", e.error_code().unwrap_or("?"), e.error_message().unwrap_or("")))
         .collect();
-    LaunchError::Aws(AwsError::local(
-        "CreateFleet",
-        "NothingLaunched",
-        if detail.is_empty() {
-            "the fleet launched no instance and gave no error".into()
-        } else {
-            detail.join("; ")
-        },
-    ))
+    let mut failed: Vec<(String, String, String)> = vec![];
+    for e in &capacity {
+        let o = e.launch_template_and_overrides().and_then(|l| l.overrides());
+        let offering = (
+            o.and_then(|o| o.instance_type())
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_else(|| plan_type.clone()),
+            o.and_then(|o| o.availability_zone())
+                .map(str::to_string)
+                .unwrap_or_else(|| first_zone.clone()),
+            e.error_code().unwrap_or_default().to_string(),
+        );
+        if !failed.iter().any(|f| f.0 == offering.0 && f.1 == offering.1) {
+            failed.push(offering);
+        }
+    }
+    if failed.is_empty() {
+        return LaunchError::Aws(AwsError::local(
+            "CreateFleet",
+            "NothingLaunched",
+            if detail.is_empty() {
+                "the fleet launched no instance and gave no error".into()
+            } else {
+                detail.join("; ")
+            },
+        ));
+    }
+    if !detail.is_empty() {
+        tracing::warn!(errors = %detail.join("; "), "CreateFleet also failed for reasons other than capacity");
+    }
+    let primary = failed.iter().position(|f| f.0 == plan_type).unwrap_or(0);
+    let (instance_type, zone, code) = failed.remove(primary);
+    LaunchError::Capacity {
+        instance_type,
+        zone,
+        code,
+        others: failed.into_iter().map(|(t, z, _)| (t, z)).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -475,6 +486,66 @@ mod tests {
             ["m5.large", "r5.large"],
             "only the request's types: m6i.large is cheaper but not asked for; c5.large is smaller; m5.xlarge is dearer"
         );
+    }
+
+    fn fleet_error(code: &str, instance_type: &str, zone: &str) -> aws_sdk_ec2::types::CreateFleetError {
+        use aws_sdk_ec2::types::{CreateFleetError, FleetLaunchTemplateOverrides, LaunchTemplateAndOverridesResponse};
+        CreateFleetError::builder()
+            .error_code(code)
+            .error_message("no")
+            .launch_template_and_overrides(
+                LaunchTemplateAndOverridesResponse::builder()
+                    .overrides(
+                        FleetLaunchTemplateOverrides::builder()
+                            .instance_type(InstanceType::from(instance_type))
+                            .availability_zone(zone)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    }
+
+    fn failure_of(errors: Vec<aws_sdk_ec2::types::CreateFleetError>) -> LaunchError {
+        let out = aws_sdk_ec2::operation::create_fleet::CreateFleetOutput::builder()
+            .set_errors(Some(errors))
+            .build();
+        let types = ["m5.large".to_string(), "m6i.large".to_string()];
+        let subnets = [
+            ("s1".to_string(), "z1".to_string()),
+            ("s2".to_string(), "z2".to_string()),
+        ];
+        let tags = BTreeMap::new();
+        let request = FleetRequest {
+            template_id: "lt",
+            instance_types: &types,
+            subnets: &subnets,
+            capacity_type: "spot",
+            client_token: "t",
+            tags: &tags,
+        };
+        fleet_failure(&out, &request)
+    }
+
+    #[test]
+    fn every_override_that_failed_for_capacity_is_named_even_among_other_errors() {
+        let failure = failure_of(vec![
+            fleet_error("UnfulfillableCapacity", "m6i.large", "z1"),
+            fleet_error("InsufficientInstanceCapacity", "m5.large", "z2"),
+            fleet_error("InvalidParameterValue", "m6i.large", "z2"),
+            fleet_error("InsufficientInstanceCapacity", "m5.large", "z1"),
+        ]);
+        assert_eq!(
+            failure,
+            LaunchError::Capacity {
+                instance_type: "m5.large".into(),
+                zone: "z2".into(),
+                code: "InsufficientInstanceCapacity".into(),
+                others: vec![("m6i.large".into(), "z1".into()), ("m5.large".into(), "z1".into())],
+            }
+        );
+        let only_other = failure_of(vec![fleet_error("InvalidParameterValue", "m5.large", "z1")]);
+        assert!(matches!(only_other, LaunchError::Aws(e) if e.code == "NothingLaunched"));
     }
 
     #[test]

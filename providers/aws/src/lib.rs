@@ -327,12 +327,14 @@ impl AwsProvider {
                 instance_type,
                 zone,
                 code,
+                others,
             }) => {
-                tracing::warn!(claim = %request.node_claim, %instance_type, %zone, %code, "no capacity");
+                tracing::warn!(claim = %request.node_claim, %instance_type, %zone, %code, ?others, "no capacity");
                 return Err(CloudError::InsufficientCapacity {
                     instance_type,
                     zone,
                     capacity_type: request.capacity_type.clone(),
+                    others,
                 });
             }
             Err(LaunchError::Aws(e)) => return Err(e.into()),

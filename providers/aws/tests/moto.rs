@@ -176,7 +176,8 @@ async fn an_injected_insufficient_capacity_error_names_the_offering_and_launches
             Err(CloudError::InsufficientCapacity {
                 instance_type: "m5.large".into(),
                 zone: "us-east-1a".into(),
-                capacity_type: "spot".into()
+                capacity_type: "spot".into(),
+                others: vec![],
             })
         );
         assert_eq!(injector.injected(), 1);

@@ -175,6 +175,9 @@ pub enum CloudError {
         zone: String,
         /// Capacity type asked for.
         capacity_type: String,
+        /// Other (instance type, zone) offerings of the same capacity type that failed for lack
+        /// of capacity in the same launch.
+        others: Vec<(String, String)>,
     },
     /// No instance with that provider ID exists.
     #[error("instance {0} not found")]
