@@ -73,16 +73,25 @@ pub fn client_token(cluster: &str, node_claim: &str) -> String {
     format!("purser-{hex}")
 }
 
-/// The tags of an instance and its volumes.
+/// The tags every resource of a NodeClass carries: the class's tags, the cluster's and the
+/// NodeClass's (the launch template and, through it, every volume at creation).
+pub fn class_tags(cluster: &str, class: &ResolvedClass) -> BTreeMap<String, String> {
+    let mut tags = class.tags.clone();
+    tags.insert(tags::CLUSTER.into(), cluster.into());
+    tags.insert(format!("{}{cluster}", tags::KUBERNETES_CLUSTER_PREFIX), "owned".into());
+    tags.insert(tags::NODECLASS.into(), class.name.clone());
+    tags
+}
+
+/// The tags of an instance, and of its volumes once it runs: the class's, the request's, and
+/// its NodePool, NodeClaim and capacity type.
 pub fn instance_tags(cluster: &str, request: &LaunchRequest, class: &ResolvedClass) -> BTreeMap<String, String> {
     let mut tags = class.tags.clone();
     tags.extend(request.tags.clone());
+    tags.extend(class_tags(cluster, class));
     tags.insert("Name".into(), request.node_claim.clone());
-    tags.insert(tags::CLUSTER.into(), cluster.into());
-    tags.insert(format!("{}{cluster}", tags::KUBERNETES_CLUSTER_PREFIX), "owned".into());
     tags.insert(tags::NODEPOOL.into(), request.node_pool.clone());
     tags.insert(tags::NODECLAIM.into(), request.node_claim.clone());
-    tags.insert(tags::NODECLASS.into(), class.name.clone());
     tags.insert(tags::CAPACITY_TYPE.into(), request.capacity_type.clone());
     tags
 }

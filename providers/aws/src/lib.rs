@@ -278,11 +278,8 @@ impl AwsProvider {
         if let Some(id) = self.templates.lock().ok().and_then(|t| t.get(&name).cloned()) {
             return Ok(id);
         }
-        let mut volume_tags = tags.clone();
-        volume_tags.remove(fleet::tags::NODECLAIM);
-        volume_tags.remove("Name");
-        let data = fleet::template_data(class, arch, &volume_tags)?;
-        let id = fleet::ensure_template(&self.clients.ec2, &self.options.retry, &name, data, &volume_tags).await?;
+        let data = fleet::template_data(class, arch, tags)?;
+        let id = fleet::ensure_template(&self.clients.ec2, &self.options.retry, &name, data, tags).await?;
         if let Ok(mut t) = self.templates.lock() {
             t.insert(name, id.clone());
         }
@@ -311,7 +308,9 @@ impl AwsProvider {
             )));
         }
         let tags = fleet::instance_tags(cluster, &request, &class);
-        let template_id = self.template_id(&class, &arch, &tags).await?;
+        let template_id = self
+            .template_id(&class, &arch, &fleet::class_tags(cluster, &class))
+            .await?;
         let token = fleet::client_token(cluster, &request.node_claim);
         let fleet_request = FleetRequest {
             template_id: &template_id,
@@ -339,17 +338,21 @@ impl AwsProvider {
             }
             Err(LaunchError::Aws(e)) => return Err(e.into()),
         };
-        let instance = self.await_visible(&id).await?;
+        let described = self.await_visible(&id).await?;
+        if let Err(e) = instances::tag_volumes(ec2, retry, &described.volumes, &tags).await {
+            tracing::warn!(claim = %request.node_claim, volumes = ?described.volumes, error = %e, "cannot tag the volumes; they keep the NodeClass's tags only");
+        }
+        let instance = described.instance;
         tracing::info!(claim = %request.node_claim, provider_id = %instance.provider_id, instance_type = %instance.instance_type, "launched");
         Ok(instance)
     }
 
     /// The new instance, once DescribeInstances shows it (EC2 is eventually consistent).
-    async fn await_visible(&self, id: &str) -> Result<Instance, CloudError> {
+    async fn await_visible(&self, id: &str) -> Result<instances::Described, CloudError> {
         let mut last = CloudError::NotFound(id.to_string());
         for attempt in 0..10u64 {
             match self.find(id).await {
-                Ok(d) => return Ok(d.instance),
+                Ok(d) => return Ok(d),
                 Err(e @ CloudError::NotFound(_)) => last = e,
                 Err(e) => return Err(e),
             }

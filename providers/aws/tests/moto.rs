@@ -366,3 +366,61 @@ async fn a_node_class_that_no_longer_resolves_cannot_launch_with_its_old_setting
     })
     .await;
 }
+
+/// The tags of the volumes attached to the instance of `provider_id`.
+async fn volume_tags(ec2: &aws_sdk_ec2::Client, provider_id: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let id = provider_id.rsplit('/').next().expect("id");
+    let out = ec2
+        .describe_volumes()
+        .filters(Filter::builder().name("attachment.instance-id").values(id).build())
+        .send()
+        .await
+        .expect("volumes");
+    out.volumes()
+        .iter()
+        .map(|v| {
+            v.tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_carry_the_cluster_nodepool_and_nodeclaim_of_their_own_launch() {
+    bounded(async {
+        let moto = Moto::start();
+        let cloud = provider(&moto, &CapacityInjector::default()).await;
+        let ec2 = cloud.clients().ec2.clone();
+        let general = cloud
+            .create(request("claim-g", "m5.large", "on-demand"))
+            .await
+            .expect("launch");
+        let batch = cloud
+            .create(purser_cloudprovider::LaunchRequest {
+                node_pool: "batch".into(),
+                ..request("claim-b", "m5.large", "spot")
+            })
+            .await
+            .expect("launch from the same template");
+        let templates = ec2.describe_launch_templates().send().await.expect("templates");
+        assert_eq!(templates.launch_templates().len(), 1, "one shared template");
+        for (instance, claim, pool, capacity) in [
+            (&general, "claim-g", "general", "on-demand"),
+            (&batch, "claim-b", "batch", "spot"),
+        ] {
+            let volumes = volume_tags(&ec2, &instance.provider_id).await;
+            assert!(!volumes.is_empty(), "{claim}: the instance has volumes");
+            for tags in volumes {
+                let tag = |k: &str| tags.get(k).map(String::as_str);
+                assert_eq!(tag("purser.dev/cluster"), Some(CLUSTER), "{tags:?}");
+                assert_eq!(tag("purser.dev/nodeclaim"), Some(claim), "{tags:?}");
+                assert_eq!(tag("purser.dev/nodepool"), Some(pool), "{tags:?}");
+                assert_eq!(tag("purser.dev/capacity-type"), Some(capacity), "{tags:?}");
+                assert_eq!(tag("team"), Some("ml"), "{tags:?}");
+            }
+        }
+    })
+    .await;
+}
