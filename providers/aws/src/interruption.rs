@@ -129,20 +129,56 @@ pub async fn poll(
         }
     }
     if !delete.is_empty() {
-        call("DeleteMessageBatch", retry, || {
+        let out = call("DeleteMessageBatch", retry, || {
             sqs.delete_message_batch()
                 .queue_url(queue_url)
                 .set_entries(Some(delete.clone()))
                 .send()
         })
         .await?;
+        for line in failed_deletes(out.failed()) {
+            tracing::warn!(
+                queue = queue_url,
+                "interruption queue: {line}; SQS will deliver it again"
+            );
+        }
     }
     Ok(events)
+}
+
+/// One line per entry that `DeleteMessageBatch` could not delete, naming the entry and why.
+pub fn failed_deletes(failed: &[aws_sdk_sqs::types::BatchResultErrorEntry]) -> Vec<String> {
+    failed
+        .iter()
+        .map(|f| {
+            format!(
+                "message {} was not deleted: {} {}",
+                f.id(),
+                f.code(),
+                f.message().unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_deletes_are_reported_with_their_entry_and_code() {
+        let failed = aws_sdk_sqs::types::BatchResultErrorEntry::builder()
+            .id("3")
+            .code("ReceiptHandleIsInvalid")
+            .message("expired")
+            .sender_fault(true)
+            .build()
+            .expect("entry");
+        assert_eq!(
+            failed_deletes(&[failed]),
+            ["message 3 was not deleted: ReceiptHandleIsInvalid expired"]
+        );
+    }
 
     #[test]
     fn a_spot_warning_names_the_instance() {
