@@ -453,4 +453,14 @@ impl CloudProvider for AwsProvider {
         }
         .boxed()
     }
+
+    fn acknowledge(&self, events: Vec<InterruptionEvent>) -> BoxFuture<'_, Result<(), CloudError>> {
+        async move {
+            let Some(url) = &self.options.interruption_queue_url else {
+                return Ok(());
+            };
+            Ok(interruption::acknowledge(&self.clients.sqs, &self.options.retry, url, &events).await?)
+        }
+        .boxed()
+    }
 }

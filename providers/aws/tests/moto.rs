@@ -270,12 +270,18 @@ async fn a_node_class_whose_selectors_match_nothing_is_not_ready_and_says_why() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn interruption_messages_become_notices_and_bad_messages_are_deleted() {
+async fn interruption_notices_are_deleted_once_acknowledged_and_bad_messages_at_once() {
     bounded(async {
         let moto = Moto::start();
         let sdk = moto.sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let queue = sqs.create_queue().queue_name("purser-interruptions").send().await.expect("queue");
+        let queue = sqs
+            .create_queue()
+            .queue_name("purser-interruptions")
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "1")
+            .send()
+            .await
+            .expect("queue");
         let url = queue.queue_url().expect("url").to_string();
         for body in [
             r#"{"version":"0","source":"aws.ec2","detail-type":"EC2 Spot Instance Interruption Warning","detail":{"instance-id":"i-0123","instance-action":"terminate"}}"#,
@@ -292,30 +298,40 @@ async fn interruption_messages_become_notices_and_bad_messages_are_deleted() {
             ..Default::default()
         };
         let cloud = purser_aws::AwsProvider::new(purser_aws::Clients::new(&sdk, None), options, None, common::snapshot());
-        let mut events = vec![];
+        let spot_notices = |events: &[purser_cloudprovider::InterruptionEvent]| {
+            events
+                .iter()
+                .filter(|e| e.instance_id == "i-0123" && e.kind == InterruptionKind::SpotInterruption)
+                .count()
+        };
+        let mut first = vec![];
         for _ in 0..5 {
-            events.extend(cloud.interruptions().await.expect("poll"));
-            let left = sqs
-                .get_queue_attributes()
-                .queue_url(&url)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-                .send()
-                .await
-                .expect("attributes");
-            let count = left
-                .attributes()
-                .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
-                .cloned()
-                .unwrap_or_default();
-            if count == "0" && !events.is_empty() {
+            first.extend(cloud.interruptions().await.expect("poll"));
+            if !first.is_empty() {
                 break;
             }
         }
-        assert_eq!(events.len(), 1, "{events:?}");
-        assert_eq!(events[0].instance_id, "i-0123");
-        assert_eq!(events[0].kind, InterruptionKind::SpotInterruption);
+        assert_eq!(spot_notices(&first), 1, "{first:?}");
+        assert!(first[0].receipt.is_some(), "the notice carries its message's receipt");
+
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let mut again = vec![];
+        for _ in 0..5 {
+            again.extend(cloud.interruptions().await.expect("poll"));
+            if !again.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(
+            spot_notices(&again),
+            1,
+            "a notice not acknowledged is delivered again; the bad messages are not: {again:?}"
+        );
+        cloud.acknowledge(again).await.expect("acknowledge");
+
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         let rest = sqs.receive_message().queue_url(&url).wait_time_seconds(1).send().await.expect("receive");
-        assert!(rest.messages().is_empty(), "every message, good or bad, was deleted");
+        assert!(rest.messages().is_empty(), "every message, good or bad, was deleted: {rest:?}");
     })
     .await;
 }
