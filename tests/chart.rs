@@ -805,7 +805,7 @@ fn webhook_runs_purser_webhook_with_its_certificate_and_policies() {
             let cert = certs[0];
             assert_eq!(cert.types.as_ref().unwrap().api_version, "cert-manager.io/v1");
             assert_eq!(cert.data["spec"]["secretName"], tls_secret.as_str(), "{label}");
-            assert!(cert.data["spec"]["dnsNames"].as_array().unwrap().iter().any(|d| d == dns.as_str()));
+            assert!(cert.data["spec"]["dnsNames"].as_array().unwrap().iter().any(|d| *d == dns.as_str()));
             let issuer = &cert.data["spec"]["issuerRef"];
             let issuers = m.dynamic("Issuer");
             assert!(
@@ -1000,4 +1000,29 @@ fn dashboard_puts_latency_and_cost_per_request_on_one_row() {
         .config_maps
         .iter()
         .all(|c| c.metadata.name.as_deref() != Some("purser-dashboard")));
+}
+
+#[test]
+fn helm_lint_strict_finds_no_warnings() {
+    for (label, set) in all_sets() {
+        let mut command = Command::new(helm_python());
+        command.arg(repo().join("tests/chart/render.py")).args(["--lint", "--namespace", NAMESPACE]);
+        for file in &set.files {
+            command.arg("-f").arg(chart_file(file));
+        }
+        for value in &set.set {
+            command.arg("--set-json").arg(value.to_string());
+        }
+        let out = command.output().expect("render.py --lint runs");
+        assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let serious: Vec<_> = report["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["severity"].as_i64().unwrap_or(3) >= 2)
+            .collect();
+        assert!(serious.is_empty(), "{label}: helm lint --strict: {serious:?}");
+        assert_eq!(report["errors"].as_array().map(Vec::len), Some(0), "{label}: {report}");
+    }
 }

@@ -6,6 +6,7 @@ every rendered template, as multi-document YAML on standard output, each documen
 by a `# Source: <path>` comment.
 
     render.py [--chart DIR] [--name RELEASE] [--namespace NS] [-f values.yaml ...] [--set-json JSON ...]
+    render.py --lint [-f values.yaml ...]   # `helm lint --strict`: findings as JSON
 
 Values files merge left to right and `--set-json` objects after them, as with `helm -f`; the
 chart's own values.yaml is always the base. Exit code 1 and Helm's message on a render error.
@@ -39,6 +40,7 @@ def main():
     parser.add_argument("--namespace", default="purser")
     parser.add_argument("-f", "--values", action="append", default=[])
     parser.add_argument("--set-json", action="append", default=[])
+    parser.add_argument("--lint", action="store_true", help="print `helm lint --strict` findings as JSON")
     args = parser.parse_args()
 
     values = {}
@@ -47,6 +49,11 @@ def main():
             merge(values, helm.values_from_yaml(f.read()) or {})
     for text in args.set_json:
         merge(values, json.loads(text))
+
+    if args.lint:
+        report = helm.lint(args.chart, values, strict=True, namespace=args.namespace)
+        print(json.dumps(report))
+        return 0
 
     try:
         with helm.Chart.load(args.chart) as chart:
