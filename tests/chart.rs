@@ -335,7 +335,7 @@ impl Manifests {
     }
 
     fn container<'a>(&'a self, component: &str) -> &'a Container {
-        &self.deployment(component).spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0]
+        &self.deployment(component).spec.template.spec.as_ref().unwrap().containers[0]
     }
 
     fn config_map(&self, name: &str) -> &ConfigMap {
@@ -434,7 +434,7 @@ fn controller_runs_two_replicas_with_leader_election_and_the_downward_api() {
     for (label, set) in all_sets() {
         let m = render(&set);
         let d = m.controller();
-        let spec = d.spec.as_ref().unwrap();
+        let spec = &d.spec;
         assert_eq!(spec.replicas, Some(2), "{label}");
         let c = m.container("controller");
         assert_eq!(c.args.as_deref(), Some(&["controller".to_string()][..]), "{label}");
@@ -474,18 +474,18 @@ fn controller_runs_two_replicas_with_leader_election_and_the_downward_api() {
 fn selectors_match_the_pods_they_are_meant_for() {
     for (label, set) in all_sets() {
         let m = render(&set);
-        let pods = |component: &str| labels(&m.deployment(component).spec.as_ref().unwrap().template.metadata.as_ref().unwrap().labels);
+        let pods = |component: &str| labels(&m.deployment(component).spec.template.metadata.as_ref().unwrap().labels);
         let selects = |selector: &BTreeMap<String, String>, pod: &BTreeMap<String, String>| {
             !selector.is_empty() && selector.iter().all(|(k, v)| pod.get(k) == Some(v))
         };
         for component in ["controller", "webhook"] {
             let d = m.deployment(component);
-            let selector = d.spec.as_ref().unwrap().selector.match_labels.clone().unwrap();
+            let selector = d.spec.selector.match_labels.clone().unwrap();
             assert!(selects(&selector, &pods(component)), "{label}: {component} selector");
         }
         assert!(
             !selects(
-                &m.controller().spec.as_ref().unwrap().selector.match_labels.clone().unwrap(),
+                &m.controller().spec.selector.match_labels.clone().unwrap(),
                 &pods("webhook")
             ),
             "{label}: the controller's selector also matches the webhook's pods"
@@ -620,8 +620,6 @@ fn bindings_give_the_roles_to_the_service_accounts_the_pods_run_as() {
             let sa = m
                 .deployment(component)
                 .spec
-                .as_ref()
-                .unwrap()
                 .template
                 .spec
                 .as_ref()
@@ -778,7 +776,7 @@ fn webhook_runs_purser_webhook_with_its_certificate_and_policies() {
             ],
             "{label}"
         );
-        let pod = m.deployment("webhook").spec.as_ref().unwrap().template.spec.clone().unwrap();
+        let pod = m.deployment("webhook").spec.template.spec.clone().unwrap();
         let volume = |mount: &str| {
             let name = &c.volume_mounts.as_ref().unwrap().iter().find(|v| v.mount_path == mount).unwrap().name;
             pod.volumes.as_ref().unwrap().iter().find(|v| &v.name == name).unwrap().clone()
