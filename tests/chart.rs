@@ -98,7 +98,10 @@ fn install_sdk() -> Result<PathBuf, String> {
         return if imports_sdk(&python) {
             Ok(python)
         } else {
-            Err(format!("PURSER_HELM_PYTHON={} cannot import helm_python", python.display()))
+            Err(format!(
+                "PURSER_HELM_PYTHON={} cannot import helm_python",
+                python.display()
+            ))
         };
     }
     let venv = sdk_venv().ok_or("HOME is not set: nowhere to install helm-python-sdk")?;
@@ -268,7 +271,11 @@ impl Manifests {
         assert!(!name.is_empty(), "{what}: no metadata.name");
         let namespaced = !matches!(
             kind.as_str(),
-            "CustomResourceDefinition" | "ClusterRole" | "ClusterRoleBinding" | "ValidatingWebhookConfiguration" | "NodePool"
+            "CustomResourceDefinition"
+                | "ClusterRole"
+                | "ClusterRoleBinding"
+                | "ValidatingWebhookConfiguration"
+                | "NodePool"
         );
         if namespaced {
             assert_eq!(
@@ -324,7 +331,12 @@ impl Manifests {
         let found: Vec<_> = self
             .deployments
             .iter()
-            .filter(|d| labels(&d.metadata.labels).get("app.kubernetes.io/component").map(String::as_str) == Some(component))
+            .filter(|d| {
+                labels(&d.metadata.labels)
+                    .get("app.kubernetes.io/component")
+                    .map(String::as_str)
+                    == Some(component)
+            })
             .collect();
         assert_eq!(found.len(), 1, "one {component} Deployment expected");
         found[0]
@@ -335,7 +347,14 @@ impl Manifests {
     }
 
     fn container<'a>(&'a self, component: &str) -> &'a Container {
-        &self.deployment(component).spec.template.spec.as_ref().unwrap().containers[0]
+        &self
+            .deployment(component)
+            .spec
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
     }
 
     fn config_map(&self, name: &str) -> &ConfigMap {
@@ -396,11 +415,21 @@ fn every_values_set_renders_into_known_types_with_unique_names() {
     for (label, set) in all_sets() {
         let m = render(&set);
         let unique: BTreeSet<_> = m.keys.iter().collect();
-        assert_eq!(unique.len(), m.keys.len(), "{label}: two objects share kind, namespace and name");
+        assert_eq!(
+            unique.len(),
+            m.keys.len(),
+            "{label}: two objects share kind, namespace and name"
+        );
         let name = Regex::new(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$").unwrap();
         for (kind, _, object) in &m.keys {
-            assert!(object.len() <= 63 || kind == "CustomResourceDefinition", "{label}: {kind} {object} is longer than 63");
-            assert!(name.is_match(object) || kind == "CustomResourceDefinition", "{label}: {kind} {object} is not a DNS name");
+            assert!(
+                object.len() <= 63 || kind == "CustomResourceDefinition",
+                "{label}: {kind} {object} is longer than 63"
+            );
+            assert!(
+                name.is_match(object) || kind == "CustomResourceDefinition",
+                "{label}: {kind} {object} is not a DNS name"
+            );
         }
         assert_eq!(m.deployments.len(), 2, "{label}: controller and webhook Deployments");
         assert_eq!(m.crds.len(), 4, "{label}: the four CRDs");
@@ -438,9 +467,17 @@ fn controller_runs_two_replicas_with_leader_election_and_the_downward_api() {
         assert_eq!(spec.replicas, Some(2), "{label}");
         let c = m.container("controller");
         assert_eq!(c.args.as_deref(), Some(&["controller".to_string()][..]), "{label}");
-        assert_eq!(env(c, "POD_NAMESPACE").as_deref(), Some("fieldRef:metadata.namespace"), "{label}");
+        assert_eq!(
+            env(c, "POD_NAMESPACE").as_deref(),
+            Some("fieldRef:metadata.namespace"),
+            "{label}"
+        );
         assert_eq!(env(c, "POD_NAME").as_deref(), Some("fieldRef:metadata.name"), "{label}");
-        assert_eq!(env(c, "PURSER_NO_LEADER_ELECTION"), None, "{label}: leader election must stay on");
+        assert_eq!(
+            env(c, "PURSER_NO_LEADER_ELECTION"),
+            None,
+            "{label}: leader election must stay on"
+        );
         let provider = env(c, "PURSER_PROVIDER").unwrap();
         assert!(provider == "kwok" || provider == "aws", "{label}: {provider}");
         if provider == "kwok" {
@@ -465,8 +502,15 @@ fn controller_runs_two_replicas_with_leader_election_and_the_downward_api() {
         assert_eq!(sc.read_only_root_filesystem, Some(true), "{label}");
         assert_eq!(sc.allow_privilege_escalation, Some(false), "{label}");
         let pod = spec.template.spec.as_ref().unwrap();
-        assert_eq!(pod.security_context.as_ref().unwrap().run_as_non_root, Some(true), "{label}");
-        assert!(c.resources.as_ref().unwrap().requests.is_some(), "{label}: resource requests");
+        assert_eq!(
+            pod.security_context.as_ref().unwrap().run_as_non_root,
+            Some(true),
+            "{label}"
+        );
+        assert!(
+            c.resources.as_ref().unwrap().requests.is_some(),
+            "{label}: resource requests"
+        );
     }
 }
 
@@ -491,22 +535,51 @@ fn selectors_match_the_pods_they_are_meant_for() {
             "{label}: the controller's selector also matches the webhook's pods"
         );
         let metrics = m.service("purser-metrics").spec.as_ref().unwrap();
-        assert!(selects(metrics.selector.as_ref().unwrap(), &pods("controller")), "{label}");
-        assert!(!selects(metrics.selector.as_ref().unwrap(), &pods("webhook")), "{label}");
-        assert_eq!(metrics.ports.as_ref().unwrap()[0].target_port, Some(IntOrString::String("metrics".into())));
+        assert!(
+            selects(metrics.selector.as_ref().unwrap(), &pods("controller")),
+            "{label}"
+        );
+        assert!(
+            !selects(metrics.selector.as_ref().unwrap(), &pods("webhook")),
+            "{label}"
+        );
+        assert_eq!(
+            metrics.ports.as_ref().unwrap()[0].target_port,
+            Some(IntOrString::String("metrics".into()))
+        );
         let webhook = m.service("purser-webhook").spec.as_ref().unwrap();
         assert!(selects(webhook.selector.as_ref().unwrap(), &pods("webhook")), "{label}");
         let https = m.container("webhook").ports.as_ref().unwrap();
         assert!(https.iter().any(|p| p.name.as_deref() == Some("https")), "{label}");
-        assert_eq!(webhook.ports.as_ref().unwrap()[0].target_port, Some(IntOrString::String("https".into())));
+        assert_eq!(
+            webhook.ports.as_ref().unwrap()[0].target_port,
+            Some(IntOrString::String("https".into()))
+        );
         // One PDB per Deployment, minAvailable 1, on the right pods.
         for component in ["controller", "webhook"] {
             let pdb = m
                 .pdbs
                 .iter()
-                .find(|p| selects(p.spec.as_ref().unwrap().selector.as_ref().unwrap().match_labels.as_ref().unwrap(), &pods(component)))
+                .find(|p| {
+                    selects(
+                        p.spec
+                            .as_ref()
+                            .unwrap()
+                            .selector
+                            .as_ref()
+                            .unwrap()
+                            .match_labels
+                            .as_ref()
+                            .unwrap(),
+                        &pods(component),
+                    )
+                })
                 .unwrap_or_else(|| panic!("{label}: no PodDisruptionBudget for the {component}"));
-            assert_eq!(pdb.spec.as_ref().unwrap().min_available, Some(IntOrString::Int(1)), "{label}");
+            assert_eq!(
+                pdb.spec.as_ref().unwrap().min_available,
+                Some(IntOrString::Int(1)),
+                "{label}"
+            );
         }
     }
 }
@@ -516,14 +589,18 @@ fn selectors_match_the_pods_they_are_meant_for() {
 /// True when `rules` allow `verb` on `group`/`resource` (named `name`, when the call names one).
 fn allows(rules: &[PolicyRule], group: &str, resource: &str, verb: &str, name: Option<&str>) -> bool {
     rules.iter().any(|r| {
-        let has = |list: &Option<Vec<String>>, v: &str| list.as_ref().is_some_and(|l| l.iter().any(|x| x == v || x == "*"));
+        let has =
+            |list: &Option<Vec<String>>, v: &str| list.as_ref().is_some_and(|l| l.iter().any(|x| x == v || x == "*"));
         let names_ok = match (&r.resource_names, name) {
             (None, _) => true,
             (Some(names), _) if names.is_empty() => true,
             (Some(names), Some(n)) => names.iter().any(|x| x == n),
             (Some(_), None) => false,
         };
-        has(&r.api_groups, group) && has(&r.resources, resource) && r.verbs.iter().any(|v| v == verb || v == "*") && names_ok
+        has(&r.api_groups, group)
+            && has(&r.resources, resource)
+            && r.verbs.iter().any(|v| v == verb || v == "*")
+            && names_ok
     })
 }
 
@@ -536,7 +613,11 @@ fn controller_cluster_calls(kwok: bool) -> Vec<(&'static str, &'static str, Vec<
         ("", "nodes", vec!["get", "list", "watch", "patch", "delete"]),
         ("apps", "daemonsets", vec!["list", "watch"]),
         ("policy", "poddisruptionbudgets", vec!["list", "watch"]),
-        ("purser.dev", "nodeclaims", vec!["get", "list", "watch", "create", "patch", "delete"]),
+        (
+            "purser.dev",
+            "nodeclaims",
+            vec!["get", "list", "watch", "create", "patch", "delete"],
+        ),
         ("purser.dev", "nodeclaims/status", vec!["patch"]),
         ("purser.dev", "nodepools", vec!["get", "list", "watch"]),
         ("purser.dev", "nodepools/status", vec!["patch"]),
@@ -562,51 +643,105 @@ fn controller_rbac_covers_what_the_code_calls_and_no_more() {
         let rules = role.rules.clone().unwrap_or_default();
         for (group, resource, verbs) in controller_cluster_calls(kwok) {
             for verb in verbs {
-                assert!(allows(&rules, group, resource, verb, None), "{label}: ClusterRole lacks {verb} {group}/{resource}");
+                assert!(
+                    allows(&rules, group, resource, verb, None),
+                    "{label}: ClusterRole lacks {verb} {group}/{resource}"
+                );
             }
         }
         let write = ["create", "update", "patch", "delete", "deletecollection"];
         for rule in &rules {
-            assert!(!rule.verbs.iter().any(|v| v == "*"), "{label}: wildcard verb in {rule:?}");
+            assert!(
+                !rule.verbs.iter().any(|v| v == "*"),
+                "{label}: wildcard verb in {rule:?}"
+            );
             for list in [&rule.api_groups, &rule.resources] {
-                assert!(!list.iter().flatten().any(|x| x == "*"), "{label}: wildcard in {rule:?}");
+                assert!(
+                    !list.iter().flatten().any(|x| x == "*"),
+                    "{label}: wildcard in {rule:?}"
+                );
             }
         }
         for verb in write {
-            assert!(!allows(&rules, "", "pods", verb, None), "{label}: ClusterRole may {verb} pods");
+            assert!(
+                !allows(&rules, "", "pods", verb, None),
+                "{label}: ClusterRole may {verb} pods"
+            );
             for resource in ["nodepools", "costbudgets", "nodeclasses"] {
-                assert!(!allows(&rules, "purser.dev", resource, verb, None), "{label}: may {verb} users' {resource}");
+                assert!(
+                    !allows(&rules, "purser.dev", resource, verb, None),
+                    "{label}: may {verb} users' {resource}"
+                );
             }
             for (group, resource) in [("apps", "daemonsets"), ("policy", "poddisruptionbudgets")] {
-                assert!(!allows(&rules, group, resource, verb, None), "{label}: may {verb} {resource}");
+                assert!(
+                    !allows(&rules, group, resource, verb, None),
+                    "{label}: may {verb} {resource}"
+                );
             }
             if !kwok {
-                assert!(!allows(&rules, "", "nodes/status", verb, None), "{label}: aws writes no node status");
+                assert!(
+                    !allows(&rules, "", "nodes/status", verb, None),
+                    "{label}: aws writes no node status"
+                );
             }
         }
-        assert!(!allows(&rules, "", "nodes", "create", None) || kwok, "{label}: only kwok creates Nodes");
+        assert!(
+            !allows(&rules, "", "nodes", "create", None) || kwok,
+            "{label}: only kwok creates Nodes"
+        );
         for verb in ["get", "list", "watch", "create", "update", "patch", "delete"] {
             for resource in ["secrets", "configmaps"] {
-                assert!(!allows(&rules, "", resource, verb, None), "{label}: cluster-wide {verb} {resource}");
+                assert!(
+                    !allows(&rules, "", resource, verb, None),
+                    "{label}: cluster-wide {verb} {resource}"
+                );
             }
-            assert!(!allows(&rules, "coordination.k8s.io", "leases", verb, None), "{label}: cluster-wide leases");
+            assert!(
+                !allows(&rules, "coordination.k8s.io", "leases", verb, None),
+                "{label}: cluster-wide leases"
+            );
         }
 
         // Namespaced: the Lease and the ConfigMaps (ledger, kwok instance table), nothing else.
         assert_eq!(m.roles.len(), 1, "{label}");
         let ns_rules = m.roles[0].rules.clone().unwrap_or_default();
-        assert!(allows(&ns_rules, "coordination.k8s.io", "leases", "create", None), "{label}");
+        assert!(
+            allows(&ns_rules, "coordination.k8s.io", "leases", "create", None),
+            "{label}"
+        );
         for verb in ["get", "update", "patch"] {
-            assert!(allows(&ns_rules, "coordination.k8s.io", "leases", verb, Some("purser-controller")), "{label}: {verb} lease");
-            assert!(!allows(&ns_rules, "coordination.k8s.io", "leases", verb, Some("someone-else")), "{label}: other Leases");
+            assert!(
+                allows(
+                    &ns_rules,
+                    "coordination.k8s.io",
+                    "leases",
+                    verb,
+                    Some("purser-controller")
+                ),
+                "{label}: {verb} lease"
+            );
+            assert!(
+                !allows(&ns_rules, "coordination.k8s.io", "leases", verb, Some("someone-else")),
+                "{label}: other Leases"
+            );
         }
         for verb in ["get", "create", "update", "patch"] {
-            assert!(allows(&ns_rules, "", "configmaps", verb, Some("purser-ledger-team-vision")), "{label}: {verb} ledger");
-            assert!(allows(&ns_rules, "", "configmaps", verb, Some("purser-kwok-instances")), "{label}: {verb} kwok");
+            assert!(
+                allows(&ns_rules, "", "configmaps", verb, Some("purser-ledger-team-vision")),
+                "{label}: {verb} ledger"
+            );
+            assert!(
+                allows(&ns_rules, "", "configmaps", verb, Some("purser-kwok-instances")),
+                "{label}: {verb} kwok"
+            );
         }
         for rule in &ns_rules {
             for resource in rule.resources.iter().flatten() {
-                assert!(resource == "leases" || resource == "configmaps", "{label}: Role grants {resource}");
+                assert!(
+                    resource == "leases" || resource == "configmaps",
+                    "{label}: Role grants {resource}"
+                );
             }
         }
     }
@@ -628,25 +763,36 @@ fn bindings_give_the_roles_to_the_service_accounts_the_pods_run_as() {
                 .clone()
                 .unwrap();
             assert!(
-                m.service_accounts.iter().any(|s| s.metadata.name.as_deref() == Some(&sa)),
+                m.service_accounts
+                    .iter()
+                    .any(|s| s.metadata.name.as_deref() == Some(&sa)),
                 "{label}: ServiceAccount {sa} is not rendered"
             );
             let bound = m.cluster_role_bindings.iter().any(|b| {
                 b.role_ref.kind == "ClusterRole"
                     && b.role_ref.name == cluster_role
-                    && b.subjects.iter().flatten().any(|s| s.kind == "ServiceAccount" && s.name == sa && s.namespace.as_deref() == Some(NAMESPACE))
+                    && b.subjects.iter().flatten().any(|s| {
+                        s.kind == "ServiceAccount" && s.name == sa && s.namespace.as_deref() == Some(NAMESPACE)
+                    })
             });
             assert!(bound, "{label}: ClusterRole {cluster_role} is not bound to {sa}");
             m.cluster_role(cluster_role);
         }
         let role = m.roles[0].metadata.name.clone().unwrap();
-        assert!(m.role_bindings.iter().any(|b| b.role_ref.kind == "Role"
-            && b.role_ref.name == role
-            && b.subjects.iter().flatten().any(|s| s.name == "purser" && s.namespace.as_deref() == Some(NAMESPACE))));
+        assert!(m.role_bindings.iter().any(|b| {
+            b.role_ref.kind == "Role"
+                && b.role_ref.name == role
+                && b.subjects
+                    .iter()
+                    .flatten()
+                    .any(|s| s.name == "purser" && s.namespace.as_deref() == Some(NAMESPACE))
+        }));
         // The webhook only reads.
         for rule in m.cluster_role("purser-webhook").rules.iter().flatten() {
             assert!(
-                rule.verbs.iter().all(|v| ["get", "list", "watch"].contains(&v.as_str())),
+                rule.verbs
+                    .iter()
+                    .all(|v| ["get", "list", "watch"].contains(&v.as_str())),
                 "{label}: the webhook may {:?}",
                 rule.verbs
             );
@@ -663,22 +809,49 @@ fn aws_values_set_region_cluster_queue_and_the_irsa_role() {
     assert_eq!(env(c, "PURSER_PROVIDER").as_deref(), Some("aws"));
     assert_eq!(env(c, "AWS_REGION").as_deref(), Some("us-east-1"));
     assert_eq!(env(c, "PURSER_CLUSTER_NAME").as_deref(), Some("my-cluster"));
-    assert!(env(c, "PURSER_AWS_INTERRUPTION_QUEUE").unwrap().starts_with("https://sqs.us-east-1.amazonaws.com/"));
+    assert!(
+        env(c, "PURSER_AWS_INTERRUPTION_QUEUE")
+            .unwrap()
+            .starts_with("https://sqs.us-east-1.amazonaws.com/")
+    );
     assert_eq!(env(c, "PURSER_KWOK_NAMESPACE"), None);
-    let sa = m.service_accounts.iter().find(|s| s.metadata.name.as_deref() == Some("purser")).unwrap();
+    let sa = m
+        .service_accounts
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some("purser"))
+        .unwrap();
     assert_eq!(
-        labels(&sa.metadata.annotations).get("eks.amazonaws.com/role-arn").map(String::as_str),
+        labels(&sa.metadata.annotations)
+            .get("eks.amazonaws.com/role-arn")
+            .map(String::as_str),
         Some("arn:aws:iam::123456789012:role/PurserController")
     );
 
     // EKS Pod Identity: no role ARN, no annotation, the rest unchanged.
-    let m = render(&ValuesSet::defaults().file("values-aws.yaml").set(json!({"aws": {"roleArn": ""}})));
-    let sa = m.service_accounts.iter().find(|s| s.metadata.name.as_deref() == Some("purser")).unwrap();
+    let m = render(
+        &ValuesSet::defaults()
+            .file("values-aws.yaml")
+            .set(json!({"aws": {"roleArn": ""}})),
+    );
+    let sa = m
+        .service_accounts
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some("purser"))
+        .unwrap();
     assert!(!labels(&sa.metadata.annotations).contains_key("eks.amazonaws.com/role-arn"));
     // Other annotations pass through.
     let m = render(&ValuesSet::defaults().set(json!({"serviceAccount": {"annotations": {"example.com/a": "b"}}})));
-    let sa = m.service_accounts.iter().find(|s| s.metadata.name.as_deref() == Some("purser")).unwrap();
-    assert_eq!(labels(&sa.metadata.annotations).get("example.com/a").map(String::as_str), Some("b"));
+    let sa = m
+        .service_accounts
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some("purser"))
+        .unwrap();
+    assert_eq!(
+        labels(&sa.metadata.annotations)
+            .get("example.com/a")
+            .map(String::as_str),
+        Some("b")
+    );
 }
 
 #[test]
@@ -690,7 +863,11 @@ fn kwok_is_the_default_and_sets_no_aws_settings() {
         for name in ["AWS_REGION", "PURSER_CLUSTER_NAME", "PURSER_AWS_INTERRUPTION_QUEUE"] {
             assert_eq!(env(c, name), None, "{name}");
         }
-        let sa = m.service_accounts.iter().find(|s| s.metadata.name.as_deref() == Some("purser")).unwrap();
+        let sa = m
+            .service_accounts
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some("purser"))
+            .unwrap();
         assert!(!labels(&sa.metadata.annotations).contains_key("eks.amazonaws.com/role-arn"));
     }
 }
@@ -701,16 +878,27 @@ fn values_that_would_break_an_install_are_refused_with_the_value_named() {
         (json!({"provider": "aws"}), "aws.clusterName"),
         (json!({"provider": "aws", "aws": {"clusterName": "c"}}), "aws.region"),
         (json!({"provider": "gcp"}), "provider"),
-        (json!({"controller": {"leaderElection": {"enabled": false}}}), "controller.replicas"),
-        (json!({"webhook": {"failurePolicy": "Sometimes"}}), "webhook.failurePolicy"),
+        (
+            json!({"controller": {"leaderElection": {"enabled": false}}}),
+            "controller.replicas",
+        ),
+        (
+            json!({"webhook": {"failurePolicy": "Sometimes"}}),
+            "webhook.failurePolicy",
+        ),
     ];
     for (values, named) in cases {
         let err = try_render(&ValuesSet::defaults().set(values.clone())).expect_err(&format!("{values} rendered"));
         assert!(err.contains(named), "{values}: the error does not name {named}: {err}");
     }
     // One replica without leader election is allowed.
-    let m = render(&ValuesSet::defaults().set(json!({"controller": {"replicas": 1, "leaderElection": {"enabled": false}}})));
-    assert_eq!(env(m.container("controller"), "PURSER_NO_LEADER_ELECTION").as_deref(), Some("true"));
+    let m = render(
+        &ValuesSet::defaults().set(json!({"controller": {"replicas": 1, "leaderElection": {"enabled": false}}})),
+    );
+    assert_eq!(
+        env(m.container("controller"), "PURSER_NO_LEADER_ELECTION").as_deref(),
+        Some("true")
+    );
 }
 
 // --- webhook ---
@@ -719,7 +907,10 @@ fn values_that_would_break_an_install_are_refused_with_the_value_named() {
 fn webhook_registration_is_fail_open_by_default_and_follows_values() {
     for (values, expected) in [
         (ValuesSet::defaults(), "Ignore"),
-        (ValuesSet::defaults().set(json!({"webhook": {"failurePolicy": "Fail"}})), "Fail"),
+        (
+            ValuesSet::defaults().set(json!({"webhook": {"failurePolicy": "Fail"}})),
+            "Fail",
+        ),
         (ValuesSet::defaults().file("values-aws.yaml"), "Ignore"),
     ] {
         let m = render(&values);
@@ -736,7 +927,13 @@ fn webhook_registration_is_fail_open_by_default_and_follows_values() {
         assert_eq!(rules[0].operations.as_deref(), Some(&["CREATE".to_string()][..]));
         assert_eq!(rules[0].resources.as_deref(), Some(&["pods".to_string()][..]));
         assert_eq!(rules[0].api_groups.as_deref(), Some(&[String::new()][..]));
-        let exprs = hook.namespace_selector.as_ref().unwrap().match_expressions.clone().unwrap();
+        let exprs = hook
+            .namespace_selector
+            .as_ref()
+            .unwrap()
+            .match_expressions
+            .clone()
+            .unwrap();
         let excluded = exprs
             .iter()
             .find(|e| e.key == "kubernetes.io/metadata.name" && e.operator == "NotIn")
@@ -747,12 +944,27 @@ fn webhook_registration_is_fail_open_by_default_and_follows_values() {
         let service = hook.client_config.service.as_ref().unwrap();
         assert_eq!(service.namespace, NAMESPACE);
         let svc = m.service(&service.name);
-        assert_eq!(svc.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port, service.port.unwrap_or(443));
+        assert_eq!(
+            svc.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port,
+            service.port.unwrap_or(443)
+        );
     }
     let m = render(&ValuesSet::defaults().set(json!({"webhook": {"excludeNamespaces": ["monitoring"]}})));
     let hook = &m.webhook_config().webhooks.as_ref().unwrap()[0];
-    let values = hook.namespace_selector.as_ref().unwrap().match_expressions.as_ref().unwrap()[0].values.clone().unwrap();
-    assert_eq!(values, vec![NAMESPACE.to_string(), "kube-system".into(), "monitoring".into()]);
+    let values = hook
+        .namespace_selector
+        .as_ref()
+        .unwrap()
+        .match_expressions
+        .as_ref()
+        .unwrap()[0]
+        .values
+        .clone()
+        .unwrap();
+    assert_eq!(
+        values,
+        vec![NAMESPACE.to_string(), "kube-system".into(), "monitoring".into()]
+    );
 }
 
 #[test]
@@ -778,16 +990,35 @@ fn webhook_runs_purser_webhook_with_its_certificate_and_policies() {
         );
         let pod = m.deployment("webhook").spec.template.spec.clone().unwrap();
         let volume = |mount: &str| {
-            let name = &c.volume_mounts.as_ref().unwrap().iter().find(|v| v.mount_path == mount).unwrap().name;
-            pod.volumes.as_ref().unwrap().iter().find(|v| &v.name == name).unwrap().clone()
+            let name = &c
+                .volume_mounts
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|v| v.mount_path == mount)
+                .unwrap()
+                .name;
+            pod.volumes
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|v| &v.name == name)
+                .unwrap()
+                .clone()
         };
         let tls_secret = volume("/tls").secret.unwrap().secret_name.unwrap();
         let config_map = volume("/config").config_map.unwrap().name;
-        let policies: Value = serde_norway::from_str(&m.config_map(&config_map).data.as_ref().unwrap()["policies.yaml"]).unwrap();
+        let policies: Value =
+            serde_norway::from_str(&m.config_map(&config_map).data.as_ref().unwrap()["policies.yaml"]).unwrap();
         assert_eq!(policies["exceptionLabel"], "purser.dev/cost-exception", "{label}");
         assert_eq!(policies["requireLabel"]["key"], "cost-centre", "{label}");
         assert_eq!(policies["maxGpusPerPod"]["max"], 4, "{label}");
-        for policy in ["requireLabel", "budgetCheck", "maxGpusPerPod", "devNamespacesRequireSpot"] {
+        for policy in [
+            "requireLabel",
+            "budgetCheck",
+            "maxGpusPerPod",
+            "devNamespacesRequireSpot",
+        ] {
             let mode = policies[policy]["mode"].as_str().unwrap();
             assert!(mode == "enforce" || mode == "warn", "{label}: {policy}.mode {mode}");
         }
@@ -803,12 +1034,20 @@ fn webhook_runs_purser_webhook_with_its_certificate_and_policies() {
             let cert = certs[0];
             assert_eq!(cert.types.as_ref().unwrap().api_version, "cert-manager.io/v1");
             assert_eq!(cert.data["spec"]["secretName"], tls_secret.as_str(), "{label}");
-            assert!(cert.data["spec"]["dnsNames"].as_array().unwrap().iter().any(|d| *d == dns.as_str()));
+            assert!(
+                cert.data["spec"]["dnsNames"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|d| *d == dns.as_str())
+            );
             let issuer = &cert.data["spec"]["issuerRef"];
             let issuers = m.dynamic("Issuer");
             assert!(
-                issuers.iter().any(|i| i.metadata.name.as_deref() == issuer["name"].as_str()
-                    && i.types.as_ref().unwrap().api_version == "cert-manager.io/v1"),
+                issuers
+                    .iter()
+                    .any(|i| i.metadata.name.as_deref() == issuer["name"].as_str()
+                        && i.types.as_ref().unwrap().api_version == "cert-manager.io/v1"),
                 "{label}: the Certificate's issuer is not rendered"
             );
             assert_eq!(
@@ -816,9 +1055,15 @@ fn webhook_runs_purser_webhook_with_its_certificate_and_policies() {
                 Some(&format!("{NAMESPACE}/{}", cert.metadata.name.as_deref().unwrap())),
                 "{label}"
             );
-            assert!(hook.client_config.ca_bundle.is_none(), "{label}: the cainjector sets caBundle");
+            assert!(
+                hook.client_config.ca_bundle.is_none(),
+                "{label}: the cainjector sets caBundle"
+            );
         } else {
-            assert!(m.dynamic("Certificate").is_empty() && m.dynamic("Issuer").is_empty(), "{label}");
+            assert!(
+                m.dynamic("Certificate").is_empty() && m.dynamic("Issuer").is_empty(),
+                "{label}"
+            );
             assert_eq!(m.secrets.len(), 1, "{label}");
             let secret = &m.secrets[0];
             assert_eq!(secret.metadata.name.as_deref(), Some(tls_secret.as_str()), "{label}");
@@ -830,7 +1075,11 @@ fn webhook_runs_purser_webhook_with_its_certificate_and_policies() {
             assert!(pem("ca.crt").starts_with("-----BEGIN CERTIFICATE-----"));
             assert!(pem("tls.crt").starts_with("-----BEGIN CERTIFICATE-----"));
             assert!(pem("tls.key").contains("PRIVATE KEY-----"));
-            assert_ne!(pem("ca.crt"), pem("tls.crt"), "{label}: the serving certificate is the CA");
+            assert_ne!(
+                pem("ca.crt"),
+                pem("tls.crt"),
+                "{label}: the serving certificate is the CA"
+            );
             assert!(labels(&config.metadata.annotations).is_empty(), "{label}");
         }
     }
@@ -863,18 +1112,38 @@ fn service_monitor_only_when_enabled_and_it_scrapes_the_metrics_service() {
             selector.iter().all(|(k, v)| l.get(k).map(String::as_str) == v.as_str())
         })
         .collect();
-    assert_eq!(matching.len(), 1, "the ServiceMonitor selects {} Services", matching.len());
+    assert_eq!(
+        matching.len(),
+        1,
+        "the ServiceMonitor selects {} Services",
+        matching.len()
+    );
     let port = sm.data["spec"]["endpoints"][0]["port"].as_str().unwrap();
-    assert!(matching[0].spec.as_ref().unwrap().ports.iter().flatten().any(|p| p.name.as_deref() == Some(port)));
+    assert!(
+        matching[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .ports
+            .iter()
+            .flatten()
+            .any(|p| p.name.as_deref() == Some(port))
+    );
     assert_eq!(sm.data["spec"]["endpoints"][0]["path"], "/metrics");
 }
 
 #[test]
 fn example_node_pools_load_into_the_planner_and_match_the_paper() {
-    assert!(render(&ValuesSet::defaults()).node_pools.is_empty(), "examples are off by default");
+    assert!(
+        render(&ValuesSet::defaults()).node_pools.is_empty(),
+        "examples are off by default"
+    );
     let m = render(&ValuesSet::everything());
     let names: BTreeSet<_> = m.node_pools.iter().filter_map(|p| p.metadata.name.clone()).collect();
-    assert_eq!(names, BTreeSet::from(["cpu-batch".into(), "gpu-infer".into(), "gpu-train".into()]));
+    assert_eq!(
+        names,
+        BTreeSet::from(["cpu-batch".into(), "gpu-infer".into(), "gpu-train".into()])
+    );
 
     // Through the loader `purser plan` and the controller use: schema rules and semantics.
     let objects: Vec<Value> = m.node_pools.iter().map(|p| serde_json::to_value(p).unwrap()).collect();
@@ -898,11 +1167,22 @@ fn example_node_pools_load_into_the_planner_and_match_the_paper() {
                 .collect::<BTreeSet<_>>()
         };
         let any = offerings(&|_| true);
-        assert!(!any.is_empty(), "NodePool {} allows no instance type of the catalog", pool.name);
+        assert!(
+            !any.is_empty(),
+            "NodePool {} allows no instance type of the catalog",
+            pool.name
+        );
         match pool.name.as_str() {
             "gpu-train" => {
-                let taint = pool.taints.iter().find(|t| t.key == "nvidia.com/gpu").expect("the GPU taint");
-                assert_eq!((taint.value.as_str(), format!("{:?}", taint.effect).as_str()), ("true", "NoSchedule"));
+                let taint = pool
+                    .taints
+                    .iter()
+                    .find(|t| t.key == "nvidia.com/gpu")
+                    .expect("the GPU taint");
+                assert_eq!(
+                    (taint.value.as_str(), format!("{:?}", taint.effect).as_str()),
+                    ("true", "NoSchedule")
+                );
                 for name in &any {
                     let family = name.split('.').next().unwrap();
                     assert!(["g5", "g6", "p4d"].contains(&family), "gpu-train allows {name}");
@@ -910,11 +1190,21 @@ fn example_node_pools_load_into_the_planner_and_match_the_paper() {
             }
             "gpu-infer" => {
                 assert!(pool.taints.iter().any(|t| t.key == "nvidia.com/gpu"));
-                assert!(any.iter().any(|n| n.starts_with("g6f.")), "gpu-infer offers no fractional GPU: {any:?}");
-                assert!(any.iter().any(|n| n.starts_with("p4d.")), "gpu-infer offers no MIG-capable GPU");
+                assert!(
+                    any.iter().any(|n| n.starts_with("g6f.")),
+                    "gpu-infer offers no fractional GPU: {any:?}"
+                );
+                assert!(
+                    any.iter().any(|n| n.starts_with("p4d.")),
+                    "gpu-infer offers no MIG-capable GPU"
+                );
             }
             "cpu-batch" => {
-                assert_eq!(offerings(&|c| c != "spot"), BTreeSet::new(), "cpu-batch must be 100% spot");
+                assert_eq!(
+                    offerings(&|c| c != "spot"),
+                    BTreeSet::new(),
+                    "cpu-batch must be 100% spot"
+                );
                 assert_eq!(pool.min_on_demand_percent, 0.0);
                 assert!(pool.taints.is_empty());
             }
@@ -937,17 +1227,30 @@ fn panel<'a>(panels: &[&'a Value], title_part: &str) -> &'a Value {
 }
 
 fn exprs(panel: &Value) -> String {
-    panel["targets"].as_array().unwrap().iter().filter_map(|t| t["expr"].as_str()).collect::<Vec<_>>().join("\n")
+    panel["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["expr"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
 fn dashboard_puts_latency_and_cost_per_request_on_one_row() {
-    let file: Value = serde_json::from_str(&std::fs::read_to_string(chart_file("dashboards/purser.json")).unwrap()).unwrap();
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(chart_file("dashboards/purser.json")).unwrap()).unwrap();
     let m = render(&ValuesSet::defaults());
     let cm = m.config_map("purser-dashboard");
-    assert_eq!(labels(&cm.metadata.labels).get("grafana_dashboard").map(String::as_str), Some("1"));
+    assert_eq!(
+        labels(&cm.metadata.labels).get("grafana_dashboard").map(String::as_str),
+        Some("1")
+    );
     let rendered: Value = serde_json::from_str(&cm.data.as_ref().unwrap()["purser.json"]).unwrap();
-    assert_eq!(rendered, file, "the ConfigMap does not carry dashboards/purser.json as is");
+    assert_eq!(
+        rendered, file,
+        "the ConfigMap does not carry dashboards/purser.json as is"
+    );
 
     let panels = dashboard_panels(&file);
     let latency = panel(&panels, "p95 latency");
@@ -962,15 +1265,24 @@ fn dashboard_puts_latency_and_cost_per_request_on_one_row() {
     );
     assert!(exprs(latency).contains("histogram_quantile(0.95"));
     let per_request = exprs(cost);
-    assert!(per_request.contains("purser_replica_hourly_cost") && per_request.contains("1000"), "{per_request}");
+    assert!(
+        per_request.contains("purser_replica_hourly_cost") && per_request.contains("1000"),
+        "{per_request}"
+    );
     assert!(exprs(panel(&panels, "Spend by team")).contains("sum by (team) (purser_allocation_hourly_cost"));
     assert!(exprs(panel(&panels, "Idle cost by NodePool")).contains("sum by (nodepool) (purser_idle_hourly_cost"));
     let burn = exprs(panel(&panels, "Period spend"));
-    for metric in ["purser_budget_spend_usd", "purser_budget_forecast_usd", "purser_budget_period_cap_usd"] {
+    for metric in [
+        "purser_budget_spend_usd",
+        "purser_budget_forecast_usd",
+        "purser_budget_period_cap_usd",
+    ] {
         assert!(burn.contains(metric), "budget burn lacks {metric}");
     }
     let rate = exprs(panel(&panels, "Run-rate"));
-    assert!(rate.contains("purser_budget_run_rate_usd_per_hour") && rate.contains("purser_budget_hourly_cap_usd_per_hour"));
+    assert!(
+        rate.contains("purser_budget_run_rate_usd_per_hour") && rate.contains("purser_budget_hourly_cap_usd_per_hour")
+    );
 
     // Every variable a query uses is defined, and every panel id is unique.
     let defined: BTreeSet<&str> = file["templating"]["list"]
@@ -989,22 +1301,33 @@ fn dashboard_puts_latency_and_cost_per_request_on_one_row() {
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
-        assert!(name.starts_with("__") || defined.contains(name.as_str()), "${name} is not a dashboard variable");
+        assert!(
+            name.starts_with("__") || defined.contains(name.as_str()),
+            "${name} is not a dashboard variable"
+        );
     }
     let ids: Vec<i64> = panels.iter().map(|p| p["id"].as_i64().unwrap()).collect();
-    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), ids.len(), "duplicate panel ids");
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        ids.len(),
+        "duplicate panel ids"
+    );
 
-    assert!(render(&ValuesSet::defaults().set(json!({"dashboard": {"enabled": false}})))
-        .config_maps
-        .iter()
-        .all(|c| c.metadata.name.as_deref() != Some("purser-dashboard")));
+    assert!(
+        render(&ValuesSet::defaults().set(json!({"dashboard": {"enabled": false}})))
+            .config_maps
+            .iter()
+            .all(|c| c.metadata.name.as_deref() != Some("purser-dashboard"))
+    );
 }
 
 #[test]
 fn helm_lint_strict_finds_no_warnings() {
     for (label, set) in all_sets() {
         let mut command = Command::new(helm_python());
-        command.arg(repo().join("tests/chart/render.py")).args(["--lint", "--namespace", NAMESPACE]);
+        command
+            .arg(repo().join("tests/chart/render.py"))
+            .args(["--lint", "--namespace", NAMESPACE]);
         for file in &set.files {
             command.arg("-f").arg(chart_file(file));
         }
@@ -1012,7 +1335,11 @@ fn helm_lint_strict_finds_no_warnings() {
             command.arg("--set-json").arg(value.to_string());
         }
         let out = command.output().expect("render.py --lint runs");
-        assert!(out.status.success(), "{label}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{label}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
         let serious: Vec<_> = report["messages"]
             .as_array()
