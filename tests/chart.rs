@@ -412,6 +412,7 @@ fn all_sets() -> Vec<(&'static str, ValuesSet)> {
 
 #[test]
 fn every_values_set_renders_into_known_types_with_unique_names() {
+    let name = Regex::new(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$").unwrap();
     for (label, set) in all_sets() {
         let m = render(&set);
         let unique: BTreeSet<_> = m.keys.iter().collect();
@@ -420,7 +421,6 @@ fn every_values_set_renders_into_known_types_with_unique_names() {
             m.keys.len(),
             "{label}: two objects share kind, namespace and name"
         );
-        let name = Regex::new(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$").unwrap();
         for (kind, _, object) in &m.keys {
             assert!(
                 object.len() <= 63 || kind == "CustomResourceDefinition",
