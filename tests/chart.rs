@@ -973,6 +973,11 @@ fn webhook_runs_purser_webhook_with_its_certificate_and_policies() {
         let m = render(&set);
         let c = m.container("webhook");
         let args: Vec<&str> = c.args.as_ref().unwrap().iter().map(String::as_str).collect();
+        let failure = if m.webhook_config().webhooks.as_ref().unwrap()[0].failure_policy.as_deref() == Some("Fail") {
+            "closed"
+        } else {
+            "open"
+        };
         assert_eq!(
             args,
             [
@@ -984,9 +989,11 @@ fn webhook_runs_purser_webhook_with_its_certificate_and_policies() {
                 "--tls-key-file",
                 "/tls/tls.key",
                 "--config",
-                "/config/policies.yaml"
+                "/config/policies.yaml",
+                "--failure",
+                failure
             ],
-            "{label}"
+            "{label}: --failure follows the failurePolicy"
         );
         let pod = m.deployment("webhook").spec.template.spec.clone().unwrap();
         let volume = |mount: &str| {
@@ -1008,20 +1015,15 @@ fn webhook_runs_purser_webhook_with_its_certificate_and_policies() {
         };
         let tls_secret = volume("/tls").secret.unwrap().secret_name.unwrap();
         let config_map = volume("/config").config_map.unwrap().name;
-        let policies: Value =
-            serde_norway::from_str(&m.config_map(&config_map).data.as_ref().unwrap()["policies.yaml"]).unwrap();
-        assert_eq!(policies["exceptionLabel"], "purser.dev/cost-exception", "{label}");
-        assert_eq!(policies["requireLabel"]["key"], "cost-centre", "{label}");
-        assert_eq!(policies["maxGpusPerPod"]["max"], 4, "{label}");
-        for policy in [
-            "requireLabel",
-            "budgetCheck",
-            "maxGpusPerPod",
-            "devNamespacesRequireSpot",
-        ] {
-            let mode = policies[policy]["mode"].as_str().unwrap();
-            assert!(mode == "enforce" || mode == "warn", "{label}: {policy}.mode {mode}");
-        }
+        let text = &m.config_map(&config_map).data.as_ref().unwrap()["policies.yaml"];
+        let policies: purser::webhook::policy::Policies = serde_norway::from_str(text)
+            .unwrap_or_else(|e| panic!("{label}: the policies do not load as `purser webhook` reads them: {e}\n{text}"));
+        assert_eq!(policies.require_label.key, "cost-centre", "{label}");
+        assert_eq!(policies.max_gpus_per_pod.max, 4, "{label}");
+        assert!(
+            policies.require_label.enabled && policies.budget.enabled && policies.dev_requires_spot.enabled,
+            "{label}"
+        );
 
         let config = m.webhook_config();
         let hook = &config.webhooks.as_ref().unwrap()[0];
