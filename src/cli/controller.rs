@@ -206,7 +206,15 @@ async fn aws_cloud(
     };
     let kubernetes_version = match client.apiserver_version().await {
         Ok(v) => format!("{}.{}", v.major, v.minor.trim_end_matches('+')),
-        Err(_) => purser_aws::AwsOptions::default().kubernetes_version,
+        Err(e) => {
+            let fallback = purser_aws::AwsOptions::default().kubernetes_version;
+            tracing::warn!(
+                error = %e,
+                kubernetes_version = %fallback,
+                "cannot read the API server version; image aliases (amiSelectorTerms[].alias) resolve for Kubernetes {fallback}"
+            );
+            fallback
+        }
     };
     let options = purser_aws::AwsOptions {
         cluster_name: args.cluster_name.clone(),

@@ -5,7 +5,8 @@
 //! (for AWS, the SQS queue EventBridge feeds). Out: the `purser.dev/interruption` annotation on
 //! the instance's Node (the same input `purser plan --disrupt --interruption` takes), so the next
 //! disruption pass replaces the node and drains it. A notice for an instance with no Node is
-//! logged and dropped.
+//! logged and dropped. Notices are acknowledged to the cloud (for AWS: their SQS messages
+//! deleted) only after the Node is annotated; one that could not be is delivered again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,11 +24,11 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), Error> {
     loop {
         match ctx.cloud.interruptions().await {
             Ok(events) => {
-                for event in events {
-                    if let Err(e) = mark(&ctx, &event).await {
-                        ctx.metrics.error("interruption", &e);
-                        tracing::warn!(instance = %event.instance_id, error = %e, "cannot mark an interrupted node");
-                    }
+                let done = act_on(&ctx, events).await;
+                if let Err(e) = ctx.cloud.acknowledge(done).await {
+                    let e = Error::from(e);
+                    ctx.metrics.error("interruption", &e);
+                    tracing::warn!(error = %e, "cannot acknowledge interruption notices; they will be delivered again");
                 }
             }
             Err(e) => {
@@ -38,6 +39,28 @@ pub async fn run(ctx: Arc<Context>) -> Result<(), Error> {
             }
         }
     }
+}
+
+/// Mark the Node of every notice; returns the notices to acknowledge: all but those sharing a
+/// receipt with a notice that could not be marked (the feed delivers them again).
+async fn act_on(ctx: &Context, events: Vec<InterruptionEvent>) -> Vec<InterruptionEvent> {
+    let mut failed = vec![];
+    for event in &events {
+        if let Err(e) = mark(ctx, event).await {
+            ctx.metrics.error("interruption", &e);
+            tracing::warn!(instance = %event.instance_id, error = %e, "cannot mark an interrupted node; the notice stays in the feed");
+            failed.push(event.receipt.clone());
+        }
+    }
+    acknowledgeable(events, &failed)
+}
+
+/// The notices to acknowledge when those with the receipts in `failed` could not be acted on.
+pub fn acknowledgeable(events: Vec<InterruptionEvent>, failed: &[Option<String>]) -> Vec<InterruptionEvent> {
+    events
+        .into_iter()
+        .filter(|e| e.receipt.is_none() || !failed.contains(&e.receipt))
+        .collect()
 }
 
 /// The annotation value for a notice (the engine's interruption kinds).
@@ -89,6 +112,27 @@ pub async fn mark(ctx: &Context, event: &InterruptionEvent) -> Result<Option<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notices_sharing_a_message_with_a_failed_one_are_not_acknowledged() {
+        let event = |id: &str, receipt: Option<&str>| InterruptionEvent {
+            instance_id: id.into(),
+            kind: InterruptionKind::ScheduledChange,
+            detail: String::new(),
+            receipt: receipt.map(str::to_string),
+        };
+        let events = vec![
+            event("i-1", Some("m1")),
+            event("i-2", Some("m1")),
+            event("i-3", Some("m2")),
+            event("i-4", None),
+        ];
+        let kept: Vec<String> = acknowledgeable(events, &[Some("m1".into())])
+            .into_iter()
+            .map(|e| e.instance_id)
+            .collect();
+        assert_eq!(kept, ["i-3", "i-4"]);
+    }
 
     #[test]
     fn provider_ids_match_instance_ids() {

@@ -179,6 +179,21 @@ pub fn launch_request(claim: &NodeClaim) -> LaunchRequest {
     }
 }
 
+/// The claim labels that say what the cloud really launched (instance type, zone, capacity
+/// type), which may differ from the plan when the cloud picked an alternative; the Node gets
+/// them at registration.
+pub fn launched_labels(instance: &purser_cloudprovider::Instance) -> BTreeMap<String, String> {
+    [
+        (INSTANCE_TYPE, &instance.instance_type),
+        (ZONE, &instance.zone),
+        (CAPACITY_TYPE, &instance.capacity_type),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(k, v)| (k.to_string(), v.clone()))
+    .collect()
+}
+
 async fn launch(claim: &NodeClaim, ctx: &Context, api: &Api<NodeClaim>) -> Result<Action, Error> {
     let name = claim.metadata.name.clone().unwrap_or_default();
     let mut request = launch_request(claim);
@@ -210,6 +225,9 @@ async fn launch(claim: &NodeClaim, ctx: &Context, api: &Api<NodeClaim>) -> Resul
                 "{} {} in {}",
                 instance.instance_type, instance.capacity_type, instance.zone
             );
+            let labels = json!({"metadata": {"labels": launched_labels(&instance)}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&labels))
+                .await?;
             patch_status(
                 api,
                 claim,
@@ -232,14 +250,21 @@ async fn launch(claim: &NodeClaim, ctx: &Context, api: &Api<NodeClaim>) -> Resul
             instance_type,
             zone,
             capacity_type,
+            others,
         }) => {
+            let also = if others.is_empty() {
+                String::new()
+            } else {
+                format!(" (also {others:?})")
+            };
             let note = format!(
-                "no capacity for {instance_type} {capacity_type} in {zone}; offering unavailable for {:?}, re-planning",
+                "no capacity for {instance_type} {capacity_type} in {zone}{also}; offerings unavailable for {:?}, re-planning",
                 ctx.settings.unavailable_for
             );
             if let Some(ct) = CapacityType::parse(&capacity_type) {
-                ctx.unavailable
-                    .mark((instance_type, zone, ct), ctx.settings.unavailable_for);
+                for (t, z) in std::iter::once((instance_type, zone)).chain(others) {
+                    ctx.unavailable.mark((t, z, ct), ctx.settings.unavailable_for);
+                }
             }
             give_up(claim, ctx, api, "InsufficientCapacity", note).await
         }
@@ -387,12 +412,20 @@ fn launched_at(claim: &NodeClaim) -> i64 {
         })
 }
 
+/// The offering a claim launched (from its status), else the one it was planned on.
+fn launched_offering(claim: &NodeClaim) -> (Option<String>, Option<String>, Option<String>) {
+    let status = claim.status.clone().unwrap_or_default();
+    let or_pinned = |v: Option<String>, key: &str| v.filter(|v| !v.is_empty()).or_else(|| pinned(claim, key));
+    (
+        or_pinned(status.instance_type, INSTANCE_TYPE),
+        or_pinned(status.zone, ZONE),
+        or_pinned(status.capacity_type, CAPACITY_TYPE),
+    )
+}
+
 fn mark_unavailable(claim: &NodeClaim, ctx: &Context) {
-    let offering = (
-        pinned(claim, INSTANCE_TYPE),
-        pinned(claim, ZONE),
-        pinned(claim, CAPACITY_TYPE).and_then(|c| CapacityType::parse(&c)),
-    );
+    let (t, z, c) = launched_offering(claim);
+    let offering = (t, z, c.and_then(|c| CapacityType::parse(&c)));
     if let (Some(t), Some(z), Some(c)) = offering {
         ctx.unavailable.mark((t, z, c), ctx.settings.unavailable_for);
     }
@@ -656,4 +689,37 @@ pub async fn set_condition(ctx: &Context, name: &str, condition: Condition) -> R
     let api: Api<NodeClaim> = Api::all(ctx.client.clone());
     let claim = api.get(name).await?;
     patch_status(&api, &claim, json!({}), condition).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_claim_is_labelled_with_what_the_cloud_launched() {
+        let instance = purser_cloudprovider::Instance {
+            provider_id: "aws:///z2/i-1".into(),
+            instance_type: "m6i.large".into(),
+            zone: "z2".into(),
+            capacity_type: "on-demand".into(),
+            node_claim: "c".into(),
+        };
+        let labels = launched_labels(&instance);
+        assert_eq!(labels.get(INSTANCE_TYPE).map(String::as_str), Some("m6i.large"));
+        assert_eq!(labels.get(ZONE).map(String::as_str), Some("z2"));
+        assert_eq!(labels.get(CAPACITY_TYPE).map(String::as_str), Some("on-demand"));
+        let mut claim = NodeClaim::new("c", Default::default());
+        claim.spec.requirements = vec![crate::api::NodeSelectorRequirement {
+            key: INSTANCE_TYPE.into(),
+            operator: "In".into(),
+            values: vec!["m5.large".into(), "m6i.large".into()],
+            min_values: None,
+        }];
+        assert_eq!(launched_offering(&claim).0.as_deref(), Some("m5.large"));
+        claim.status = Some(crate::api::nodeclaim::NodeClaimStatus {
+            instance_type: Some("m6i.large".into()),
+            ..Default::default()
+        });
+        assert_eq!(launched_offering(&claim).0.as_deref(), Some("m6i.large"));
+    }
 }

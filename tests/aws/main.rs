@@ -29,12 +29,17 @@ const DISCOVERY: &str = "purser.dev/discovery";
 
 /// Real EC2 type names (moto launches them), two zones, on-demand and spot.
 fn catalog() -> Catalog {
-    let mut types = vec![];
-    for (name, cpu, gib, price) in [
+    catalog_of(&[
         ("c5.large", 2, 4, 0.085),
         ("m5.large", 2, 8, 0.096),
         ("m5.xlarge", 4, 16, 0.192),
-    ] {
+    ])
+}
+
+/// A catalog of (name, vCPUs, GiB, on-demand USD/h) in two zones, on-demand and spot.
+fn catalog_of(shapes: &[(&str, u32, u32, f64)]) -> Catalog {
+    let mut types = vec![];
+    for &(name, cpu, gib, price) in shapes {
         let offerings: Vec<Value> = ["us-east-1a", "us-east-1b"]
             .iter()
             .flat_map(|z| {
@@ -78,8 +83,13 @@ impl Drop for AwsCluster {
 /// The API server, moto, a NodeClass `default` over the tagged VPC, the AWS provider (with
 /// its NodeClass loop) and the fake kubelet.
 async fn start() -> AwsCluster {
+    start_with(catalog()).await
+}
+
+/// [`start`] with another catalog.
+async fn start_with(catalog: Catalog) -> AwsCluster {
     let mut cluster = Cluster::start(Duration::from_millis(300)).await;
-    cluster.catalog = catalog();
+    cluster.catalog = catalog;
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
     let injector = CapacityInjector::default();
@@ -406,7 +416,7 @@ async fn a_node_class_that_resolves_to_nothing_is_not_ready_and_says_why() {
             .await;
         let text = message().await.expect("a message");
         assert!(
-            text.contains("NodeClass broken: spec.aws.amiSelectorTerms[0]: unknown alias family \"windows\""),
+            text.contains("NodeClass broken: spec.aws.amiSelectorTerms[0].alias: unknown alias family \"windows\""),
             "{text}"
         );
         let good = classes.get("default").await.expect("default").status.expect("status");
@@ -415,6 +425,180 @@ async fn a_node_class_that_resolves_to_nothing_is_not_ready_and_says_why() {
         assert_eq!(aws_status.security_groups.len(), 1);
         assert_eq!(aws_status.amis.len(), 1);
         assert!(good.conditions.iter().any(|c| c.type_ == "Ready" && c.is_true()));
+    })
+    .await
+    .expect("in time");
+}
+
+/// Plays EC2 choosing an alternative: launches the request's second instance type first.
+struct AlternativeFirst(Arc<AwsProvider>);
+
+impl CloudProvider for AlternativeFirst {
+    fn name(&self) -> &str {
+        "alternative-first"
+    }
+    fn create(
+        &self,
+        mut request: LaunchRequest,
+    ) -> futures::future::BoxFuture<'_, Result<purser_cloudprovider::Instance, purser_cloudprovider::CloudError>> {
+        if request.instance_types.len() > 1 {
+            request.instance_types.rotate_left(1);
+        }
+        self.0.create(request)
+    }
+    fn get(
+        &self,
+        id: String,
+    ) -> futures::future::BoxFuture<'_, Result<purser_cloudprovider::Instance, purser_cloudprovider::CloudError>> {
+        self.0.get(id)
+    }
+    fn list(
+        &self,
+    ) -> futures::future::BoxFuture<'_, Result<Vec<purser_cloudprovider::Instance>, purser_cloudprovider::CloudError>>
+    {
+        self.0.list()
+    }
+    fn delete(&self, id: String) -> futures::future::BoxFuture<'_, Result<(), purser_cloudprovider::CloudError>> {
+        self.0.delete(id)
+    }
+    fn instance_types(
+        &self,
+    ) -> futures::future::BoxFuture<'_, Result<purser_cloudprovider::CatalogFile, purser_cloudprovider::CloudError>>
+    {
+        self.0.instance_types()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_ec2_launches_an_alternative_the_claim_and_node_are_labelled_with_it() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let aws = start_with(catalog_of(&[
+            ("c5.large", 2, 4, 0.085),
+            ("c5a.large", 2, 4, 0.085),
+            ("c5.xlarge", 4, 8, 0.17),
+            ("m5.large", 2, 8, 0.096),
+        ]))
+        .await;
+        aws.pool("on-demand").await;
+        let running = aws.cluster.controller_with(
+            harness::fast_settings("aws"),
+            Arc::new(AlternativeFirst(aws.provider.clone())),
+        );
+        aws.cluster
+            .pods("default", &[("web-0".to_string(), "500m", "1Gi")])
+            .await;
+        aws.cluster
+            .until("the pod is bound", Duration::from_secs(90), || aws.cluster.all_bound())
+            .await;
+        let claims = aws.cluster.claims().await;
+        assert_eq!(claims.len(), 1);
+        let claim = &claims[0];
+        let types = claim
+            .spec
+            .requirements
+            .iter()
+            .find(|r| r.key == "node.kubernetes.io/instance-type")
+            .map(|r| r.values.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            types.len(),
+            2,
+            "the planned type and its one equal alternative: {types:?}"
+        );
+        let launched = claim
+            .status
+            .as_ref()
+            .and_then(|s| s.instance_type.clone())
+            .unwrap_or_default();
+        assert_eq!(launched, types[1], "EC2 launched the alternative");
+        let label = |labels: &Option<std::collections::BTreeMap<String, String>>| {
+            labels
+                .as_ref()
+                .and_then(|l| l.get("node.kubernetes.io/instance-type").cloned())
+        };
+        assert_eq!(label(&claim.metadata.labels).as_deref(), Some(launched.as_str()));
+        let node_name = claim
+            .status
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .expect("registered");
+        let node = aws
+            .cluster
+            .nodes()
+            .await
+            .into_iter()
+            .find(|n| n.metadata.name.as_deref() == Some(node_name.as_str()))
+            .expect("the node");
+        assert_eq!(
+            label(&node.metadata.labels).as_deref(),
+            Some(launched.as_str()),
+            "the Node says what runs"
+        );
+        running.stop().await;
+    })
+    .await
+    .expect("in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_image_and_a_deleted_node_class_stop_launches() {
+    tokio::time::timeout(Duration::from_secs(90), async {
+        let aws = start().await;
+        let classes: Api<NodeClass> = Api::all(aws.cluster.client.clone());
+        let ready = |name: &'static str| {
+            let classes = classes.clone();
+            async move {
+                let class = classes.get(name).await.ok()?;
+                let c = class.status?.conditions.into_iter().find(|c| c.type_ == "Ready")?;
+                Some((c.is_true(), c.message))
+            }
+        };
+        aws.cluster
+            .until("default is Ready", Duration::from_secs(30), || async {
+                ready("default").await.is_some_and(|(ok, _)| ok)
+            })
+            .await;
+        let selector = json!([{"tags": {DISCOVERY: CLUSTER}}]);
+        aws.cluster
+            .apply::<NodeClass>(json!({
+                "apiVersion": "purser.dev/v1", "kind": "NodeClass", "metadata": {"name": "noimage"},
+                "spec": {"aws": {"amiSelectorTerms": [{"id": "ami-12345678"}], "subnetSelectorTerms": selector,
+                    "securityGroupSelectorTerms": selector, "instanceProfile": "nodes"}}
+            }))
+            .await;
+        aws.cluster
+            .until("noimage is not Ready", Duration::from_secs(30), || async {
+                ready("noimage").await.is_some_and(|(ok, _)| !ok)
+            })
+            .await;
+        let (_, message) = ready("noimage").await.expect("a condition");
+        assert!(
+            message.contains("NodeClass noimage: spec.aws.amiSelectorTerms[0].id: image ami-12345678 does not exist"),
+            "{message}"
+        );
+        let launch = |class: &str, claim: &str| LaunchRequest {
+            node_claim: claim.into(),
+            node_pool: "general".into(),
+            node_class: class.into(),
+            instance_types: vec!["m5.large".into()],
+            capacity_type: "on-demand".into(),
+            zones: vec!["us-east-1a".into()],
+            ..LaunchRequest::default()
+        };
+        let refused = aws.provider.create(launch("noimage", "claim-noimage")).await;
+        assert!(
+            format!("{refused:?}").contains("NodeClass noimage is not ready"),
+            "{refused:?}"
+        );
+
+        classes.delete("default", &Default::default()).await.expect("delete");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let gone = aws.provider.create(launch("default", "claim-gone")).await;
+        assert!(
+            format!("{gone:?}").contains("NodeClass default does not exist"),
+            "{gone:?}"
+        );
+        assert!(aws.provider.list().await.expect("list").is_empty(), "nothing launched");
     })
     .await
     .expect("in time");

@@ -692,6 +692,7 @@ impl CloudProvider for NoCapacity {
                     instance_type: asked.0,
                     zone: asked.1,
                     capacity_type: asked.2,
+                    others: vec![],
                 });
             }
             self.inner.create(request).await

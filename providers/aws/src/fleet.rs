@@ -1,6 +1,7 @@
 //! Launching: one launch template per NodeClass hash (reused), and an instant `CreateFleet`
-//! whose overrides are the plan's instance type first, then compatible types that cost no
-//! more, across the allowed subnets.
+//! whose overrides are the plan's instance type first, then the request's alternatives (the
+//! controller chose them to meet the pool's and pods' requirements) that are compatible and
+//! cost no more, across the allowed subnets.
 //!
 //! In: a [`LaunchRequest`], its [`ResolvedClass`] and the catalog. Out: the launched instance ID,
 //! or [`LaunchError::Capacity`] naming the offering that had no capacity.
@@ -48,15 +49,17 @@ pub mod tags {
 /// Why a fleet launched nothing.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LaunchError {
-    /// No override had capacity; names the plan's offering (first instance type).
+    /// Overrides failed for lack of capacity; names the plan's offering when it was among them.
     #[error("insufficient capacity for {instance_type} in {zone}: {code}")]
     Capacity {
-        /// The plan's instance type.
+        /// The instance type (the plan's when it failed).
         instance_type: String,
         /// The zone it failed in.
         zone: String,
         /// The EC2 error code.
         code: String,
+        /// Every other (instance type, zone) the fleet's error set names with a capacity error.
+        others: Vec<(String, String)>,
     },
     /// The request could not be built or EC2 refused it.
     #[error(transparent)]
@@ -70,16 +73,25 @@ pub fn client_token(cluster: &str, node_claim: &str) -> String {
     format!("purser-{hex}")
 }
 
-/// The tags of an instance and its volumes.
+/// The tags every resource of a NodeClass carries: the class's tags, the cluster's and the
+/// NodeClass's (the launch template and, through it, every volume at creation).
+pub fn class_tags(cluster: &str, class: &ResolvedClass) -> BTreeMap<String, String> {
+    let mut tags = class.tags.clone();
+    tags.insert(tags::CLUSTER.into(), cluster.into());
+    tags.insert(format!("{}{cluster}", tags::KUBERNETES_CLUSTER_PREFIX), "owned".into());
+    tags.insert(tags::NODECLASS.into(), class.name.clone());
+    tags
+}
+
+/// The tags of an instance, and of its volumes once it runs: the class's, the request's, and
+/// its NodePool, NodeClaim and capacity type.
 pub fn instance_tags(cluster: &str, request: &LaunchRequest, class: &ResolvedClass) -> BTreeMap<String, String> {
     let mut tags = class.tags.clone();
     tags.extend(request.tags.clone());
+    tags.extend(class_tags(cluster, class));
     tags.insert("Name".into(), request.node_claim.clone());
-    tags.insert(tags::CLUSTER.into(), cluster.into());
-    tags.insert(format!("{}{cluster}", tags::KUBERNETES_CLUSTER_PREFIX), "owned".into());
     tags.insert(tags::NODEPOOL.into(), request.node_pool.clone());
     tags.insert(tags::NODECLAIM.into(), request.node_claim.clone());
-    tags.insert(tags::NODECLASS.into(), class.name.clone());
     tags.insert(tags::CAPACITY_TYPE.into(), request.capacity_type.clone());
     tags
 }
@@ -90,33 +102,29 @@ fn tag_list(tags: &BTreeMap<String, String>) -> Vec<Tag> {
         .collect()
 }
 
-/// The plan's instance types, then compatible ones that cost no more in the allowed zones:
-/// same architecture and accelerators, at least the CPU and memory of the plan's type.
+/// The instance types to offer the fleet: the plan's type first, then those of the request's
+/// alternatives (the controller chose them to meet the NodePool's and the pods' requirements)
+/// that are also compatible and no dearer by this provider's catalog. Never a type the request
+/// does not name.
 pub fn candidate_types(request: &LaunchRequest, catalog: &CatalogFile) -> Vec<String> {
-    let mut out: Vec<String> = request.instance_types.iter().take(MAX_TYPES).cloned().collect();
-    let Some(first) = request
-        .instance_types
-        .first()
-        .and_then(|n| catalog.instance_types.iter().find(|t| &t.name == n))
-    else {
-        return out;
+    let Some((first, rest)) = request.instance_types.split_first() else {
+        return vec![];
     };
-    let Some(ceiling) = best_price(first, request) else {
-        return out;
-    };
-    let mut others: Vec<(f64, &InstanceTypeSpec)> = catalog
-        .instance_types
-        .iter()
-        .filter(|t| !out.contains(&t.name) && compatible(first, t))
-        .filter_map(|t| best_price(t, request).map(|p| (p, t)))
-        .filter(|(p, _)| *p <= ceiling)
-        .collect();
-    others.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.name.cmp(&b.1.name)));
-    for (_, t) in others {
+    let find = |n: &String| catalog.instance_types.iter().find(|t| &t.name == n);
+    let plan = find(first);
+    let ceiling = plan.and_then(|p| best_price(p, request));
+    let mut out = vec![first.clone()];
+    for name in rest {
         if out.len() >= MAX_TYPES {
             break;
         }
-        out.push(t.name.clone());
+        let allowed = match (plan, ceiling, find(name)) {
+            (Some(p), Some(c), Some(t)) => compatible(p, t) && best_price(t, request).is_some_and(|x| x <= c),
+            _ => false,
+        };
+        if allowed && !out.contains(name) {
+            out.push(name.clone());
+        }
     }
     out
 }
@@ -378,7 +386,8 @@ pub async fn create_fleet(
     Err(fleet_failure(&out, request))
 }
 
-/// The error of a fleet that launched nothing: capacity when every error is a capacity error.
+/// The error of a fleet that launched nothing: capacity when any override failed for lack of
+/// capacity (every such override is named, so all are kept out of plans), else the errors.
 fn fleet_failure(
     out: &aws_sdk_ec2::operation::create_fleet::CreateFleetOutput,
     request: &FleetRequest<'_>,
@@ -386,43 +395,51 @@ fn fleet_failure(
     let errors = out.errors();
     let plan_type = request.instance_types.first().cloned().unwrap_or_default();
     let first_zone = request.subnets.first().map(|s| s.1.clone()).unwrap_or_default();
-    if !errors.is_empty()
-        && errors
-            .iter()
-            .all(|e| CAPACITY_CODES.contains(&e.error_code().unwrap_or_default()))
-    {
-        let on_plan = errors.iter().find(|e| {
-            e.launch_template_and_overrides()
-                .and_then(|l| l.overrides())
-                .and_then(|o| o.instance_type())
-                .is_some_and(|t| t.as_str() == plan_type)
-        });
-        let chosen = on_plan.unwrap_or(&errors[0]);
-        let zone = chosen
-            .launch_template_and_overrides()
-            .and_then(|l| l.overrides())
-            .and_then(|o| o.availability_zone())
-            .map(str::to_string)
-            .unwrap_or(first_zone);
-        return LaunchError::Capacity {
-            instance_type: plan_type,
-            zone,
-            code: chosen.error_code().unwrap_or_default().to_string(),
-        };
-    }
-    let detail: Vec<String> = errors
+    let (capacity, other): (Vec<_>, Vec<_>) = errors
+        .iter()
+        .partition(|e| CAPACITY_CODES.contains(&e.error_code().unwrap_or_default()));
+    let detail: Vec<String> = other
         .iter()
         .map(|e| format!("{}: {}", e.error_code().unwrap_or("?"), e.error_message().unwrap_or("")))
         .collect();
-    LaunchError::Aws(AwsError::local(
-        "CreateFleet",
-        "NothingLaunched",
-        if detail.is_empty() {
-            "the fleet launched no instance and gave no error".into()
-        } else {
-            detail.join("; ")
-        },
-    ))
+    let mut failed: Vec<(String, String, String)> = vec![];
+    for e in &capacity {
+        let o = e.launch_template_and_overrides().and_then(|l| l.overrides());
+        let offering = (
+            o.and_then(|o| o.instance_type())
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_else(|| plan_type.clone()),
+            o.and_then(|o| o.availability_zone())
+                .map(str::to_string)
+                .unwrap_or_else(|| first_zone.clone()),
+            e.error_code().unwrap_or_default().to_string(),
+        );
+        if !failed.iter().any(|f| f.0 == offering.0 && f.1 == offering.1) {
+            failed.push(offering);
+        }
+    }
+    if failed.is_empty() {
+        return LaunchError::Aws(AwsError::local(
+            "CreateFleet",
+            "NothingLaunched",
+            if detail.is_empty() {
+                "the fleet launched no instance and gave no error".into()
+            } else {
+                detail.join("; ")
+            },
+        ));
+    }
+    if !detail.is_empty() {
+        tracing::warn!(errors = %detail.join("; "), "CreateFleet also failed for reasons other than capacity");
+    }
+    let primary = failed.iter().position(|f| f.0 == plan_type).unwrap_or(0);
+    let (instance_type, zone, code) = failed.remove(primary);
+    LaunchError::Capacity {
+        instance_type,
+        zone,
+        code,
+        others: failed.into_iter().map(|(t, z, _)| (t, z)).collect(),
+    }
 }
 
 #[cfg(test)]
@@ -451,7 +468,7 @@ mod tests {
     }
 
     #[test]
-    fn alternatives_are_compatible_and_no_dearer_with_the_plans_type_first() {
+    fn alternatives_are_only_the_requests_compatible_and_no_dearer_types_with_the_plans_first() {
         let catalog = CatalogFile {
             instance_types: vec![
                 spec("m5.large", 2, 8192, 0.04),
@@ -463,14 +480,81 @@ mod tests {
             ..Default::default()
         };
         let request = LaunchRequest {
-            instance_types: vec!["m5.large".into()],
+            instance_types: vec![
+                "m5.large".into(),
+                "r5.large".into(),
+                "c5.large".into(),
+                "m5.xlarge".into(),
+                "unknown.large".into(),
+            ],
             capacity_type: "spot".into(),
             ..Default::default()
         };
         assert_eq!(
             candidate_types(&request, &catalog),
-            ["m5.large", "m6i.large", "r5.large"]
+            ["m5.large", "r5.large"],
+            "only the request's types: m6i.large is cheaper but not asked for; c5.large is smaller; m5.xlarge is dearer"
         );
+    }
+
+    fn fleet_error(code: &str, instance_type: &str, zone: &str) -> aws_sdk_ec2::types::CreateFleetError {
+        use aws_sdk_ec2::types::{CreateFleetError, FleetLaunchTemplateOverrides, LaunchTemplateAndOverridesResponse};
+        CreateFleetError::builder()
+            .error_code(code)
+            .error_message("no")
+            .launch_template_and_overrides(
+                LaunchTemplateAndOverridesResponse::builder()
+                    .overrides(
+                        FleetLaunchTemplateOverrides::builder()
+                            .instance_type(InstanceType::from(instance_type))
+                            .availability_zone(zone)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build()
+    }
+
+    fn failure_of(errors: Vec<aws_sdk_ec2::types::CreateFleetError>) -> LaunchError {
+        let out = aws_sdk_ec2::operation::create_fleet::CreateFleetOutput::builder()
+            .set_errors(Some(errors))
+            .build();
+        let types = ["m5.large".to_string(), "m6i.large".to_string()];
+        let subnets = [
+            ("s1".to_string(), "z1".to_string()),
+            ("s2".to_string(), "z2".to_string()),
+        ];
+        let tags = BTreeMap::new();
+        let request = FleetRequest {
+            template_id: "lt",
+            instance_types: &types,
+            subnets: &subnets,
+            capacity_type: "spot",
+            client_token: "t",
+            tags: &tags,
+        };
+        fleet_failure(&out, &request)
+    }
+
+    #[test]
+    fn every_override_that_failed_for_capacity_is_named_even_among_other_errors() {
+        let failure = failure_of(vec![
+            fleet_error("UnfulfillableCapacity", "m6i.large", "z1"),
+            fleet_error("InsufficientInstanceCapacity", "m5.large", "z2"),
+            fleet_error("InvalidParameterValue", "m6i.large", "z2"),
+            fleet_error("InsufficientInstanceCapacity", "m5.large", "z1"),
+        ]);
+        assert_eq!(
+            failure,
+            LaunchError::Capacity {
+                instance_type: "m5.large".into(),
+                zone: "z2".into(),
+                code: "InsufficientInstanceCapacity".into(),
+                others: vec![("m6i.large".into(), "z1".into()), ("m5.large".into(), "z1".into())],
+            }
+        );
+        let only_other = failure_of(vec![fleet_error("InvalidParameterValue", "m5.large", "z1")]);
+        assert!(matches!(only_other, LaunchError::Aws(e) if e.code == "NothingLaunched"));
     }
 
     #[test]

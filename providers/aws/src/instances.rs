@@ -32,6 +32,8 @@ pub struct Described {
     pub cluster: Option<String>,
     /// `pending`, `running`, `terminated`, ...
     pub state: String,
+    /// IDs of the EBS volumes attached to it.
+    pub volumes: Vec<String>,
 }
 
 fn describe_one(i: &aws_sdk_ec2::types::Instance) -> Option<Described> {
@@ -61,7 +63,38 @@ fn describe_one(i: &aws_sdk_ec2::types::Instance) -> Option<Described> {
             .and_then(|s| s.name())
             .map(|n| n.as_str().to_string())
             .unwrap_or_default(),
+        volumes: i
+            .block_device_mappings()
+            .iter()
+            .filter_map(|m| m.ebs().and_then(|e| e.volume_id()))
+            .map(str::to_string)
+            .collect(),
     })
+}
+
+/// Tag `volumes` with `tags` (the launch template can only give them the NodeClass's tags, as
+/// it is shared by every launch of the class).
+pub async fn tag_volumes(
+    ec2: &aws_sdk_ec2::Client,
+    retry: &RetryPolicy,
+    volumes: &[String],
+    tags: &std::collections::BTreeMap<String, String>,
+) -> Result<(), AwsError> {
+    if volumes.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<aws_sdk_ec2::types::Tag> = tags
+        .iter()
+        .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+        .collect();
+    call("CreateTags", retry, || {
+        ec2.create_tags()
+            .set_resources(Some(volumes.to_vec()))
+            .set_tags(Some(list.clone()))
+            .send()
+    })
+    .await?;
+    Ok(())
 }
 
 /// Every instance matching `filters` (all pages).

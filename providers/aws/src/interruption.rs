@@ -1,9 +1,11 @@
 //! Interruption notices from an SQS queue fed by EventBridge: spot interruption warnings,
 //! rebalance recommendations, AWS Health scheduled changes and instance state changes.
 //!
-//! In: SQS messages (long poll). Out: [`InterruptionEvent`]s. Every message is deleted once
-//! read: a malformed one or one that is not an EC2 event is logged (saying what is wrong) and
-//! deleted, so it never blocks or crashes the loop.
+//! In: SQS messages (long poll). Out: [`InterruptionEvent`]s carrying their message's receipt
+//! handle; the message is deleted when the controller acknowledges its notices ([`acknowledge`])
+//! after acting on them, so a notice the controller could not act on is delivered again. A
+//! malformed message, one that is not an EC2 event, or one that needs no action is logged
+//! (saying what is wrong) and deleted at once, so it never blocks or crashes the loop.
 
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use purser_cloudprovider::{InterruptionEvent, InterruptionKind};
@@ -39,6 +41,7 @@ pub fn parse(body: &str) -> Result<Parsed, String> {
             instance_id: id.to_string(),
             kind,
             detail: format!("{source}: {detail_type}"),
+            receipt: None,
         }]))
     };
     match (source, detail_type) {
@@ -82,6 +85,7 @@ fn health(detail: &Value, source: &str, detail_type: &str) -> Result<Parsed, Str
             instance_id: id.to_string(),
             kind: InterruptionKind::ScheduledChange,
             detail: format!("{source}: {detail_type}"),
+            receipt: None,
         })
         .collect();
     if events.is_empty() {
@@ -90,7 +94,8 @@ fn health(detail: &Value, source: &str, detail_type: &str) -> Result<Parsed, Str
     Ok(Parsed::Events(events))
 }
 
-/// Receive one batch (waiting up to [`WAIT_SECONDS`]), delete it, and return its notices.
+/// Receive one batch (waiting up to [`WAIT_SECONDS`]) and return its notices, each with its
+/// message's receipt handle; messages with no notice in them are deleted now.
 pub async fn poll(
     sqs: &aws_sdk_sqs::Client,
     retry: &RetryPolicy,
@@ -107,10 +112,17 @@ pub async fn poll(
     .await?;
     let mut events = vec![];
     let mut delete = vec![];
-    for (i, message) in out.messages().iter().enumerate() {
-        let body = message.body().unwrap_or_default();
-        match parse(body) {
-            Ok(Parsed::Events(e)) => events.extend(e),
+    for message in out.messages() {
+        let handle = message.receipt_handle().map(str::to_string);
+        match parse(message.body().unwrap_or_default()) {
+            Ok(Parsed::Events(found)) if handle.is_some() => {
+                events.extend(found.into_iter().map(|e| InterruptionEvent {
+                    receipt: handle.clone(),
+                    ..e
+                }));
+                continue;
+            }
+            Ok(Parsed::Events(found)) => events.extend(found),
             Ok(Parsed::Ignored(why)) => tracing::debug!(why, "interruption queue: nothing to do"),
             Err(problem) => tracing::warn!(
                 queue = queue_url,
@@ -119,30 +131,96 @@ pub async fn poll(
                 "interruption queue: deleting a message that is not a usable EC2 event"
             ),
         }
-        if let Some(handle) = message.receipt_handle()
-            && let Ok(entry) = DeleteMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .receipt_handle(handle)
-                .build()
-        {
-            delete.push(entry);
-        }
+        delete.extend(handle);
     }
-    if !delete.is_empty() {
-        call("DeleteMessageBatch", retry, || {
+    delete_messages(sqs, retry, queue_url, &delete).await?;
+    Ok(events)
+}
+
+/// Delete the messages of notices that were acted on (each message once, whatever number of
+/// notices it held).
+pub async fn acknowledge(
+    sqs: &aws_sdk_sqs::Client,
+    retry: &RetryPolicy,
+    queue_url: &str,
+    events: &[InterruptionEvent],
+) -> Result<(), AwsError> {
+    let mut handles: Vec<String> = events.iter().filter_map(|e| e.receipt.clone()).collect();
+    handles.sort();
+    handles.dedup();
+    delete_messages(sqs, retry, queue_url, &handles).await
+}
+
+/// Delete messages by receipt handle, ten per `DeleteMessageBatch`; entries SQS could not delete
+/// are logged (SQS delivers them again).
+async fn delete_messages(
+    sqs: &aws_sdk_sqs::Client,
+    retry: &RetryPolicy,
+    queue_url: &str,
+    handles: &[String],
+) -> Result<(), AwsError> {
+    for chunk in handles.chunks(10) {
+        let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(h)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let out = call("DeleteMessageBatch", retry, || {
             sqs.delete_message_batch()
                 .queue_url(queue_url)
-                .set_entries(Some(delete.clone()))
+                .set_entries(Some(entries.clone()))
                 .send()
         })
         .await?;
+        for line in failed_deletes(out.failed()) {
+            tracing::warn!(
+                queue = queue_url,
+                "interruption queue: {line}; SQS will deliver it again"
+            );
+        }
     }
-    Ok(events)
+    Ok(())
+}
+
+/// One line per entry that `DeleteMessageBatch` could not delete, naming the entry and why.
+pub fn failed_deletes(failed: &[aws_sdk_sqs::types::BatchResultErrorEntry]) -> Vec<String> {
+    failed
+        .iter()
+        .map(|f| {
+            format!(
+                "message {} was not deleted: {} {}",
+                f.id(),
+                f.code(),
+                f.message().unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_deletes_are_reported_with_their_entry_and_code() {
+        let failed = aws_sdk_sqs::types::BatchResultErrorEntry::builder()
+            .id("3")
+            .code("ReceiptHandleIsInvalid")
+            .message("expired")
+            .sender_fault(true)
+            .build()
+            .expect("entry");
+        assert_eq!(
+            failed_deletes(&[failed]),
+            ["message 3 was not deleted: ReceiptHandleIsInvalid expired"]
+        );
+    }
 
     #[test]
     fn a_spot_warning_names_the_instance() {

@@ -175,21 +175,48 @@ impl AwsProvider {
             &self.options.retry,
             name,
             spec,
-            tags,
+            tags.clone(),
             &self.options.kubernetes_version,
         )
         .await;
-        let cached = match &result {
-            Ok(class) => Some(Ok(class.clone())),
-            Err(resolve::ResolveError::Invalid(why)) => Some(Err(why.clone())),
-            Err(resolve::ResolveError::Aws(_)) => None,
-        };
-        if let Some(entry) = cached
-            && let Ok(mut classes) = self.classes.lock()
-        {
-            classes.insert(name.to_string(), entry);
+        match &result {
+            Ok(class) => self.cache_class(name, Ok(class.clone())),
+            Err(resolve::ResolveError::Invalid(why)) => self.cache_class(name, Err(why.clone())),
+            Err(resolve::ResolveError::Aws(_)) => self.keep_if_current(name, spec, &tags),
         }
         result
+    }
+
+    fn cache_class(&self, name: &str, entry: Result<ResolvedClass, String>) {
+        if let Ok(mut classes) = self.classes.lock() {
+            classes.insert(name.to_string(), entry);
+        }
+    }
+
+    /// After a transient failure: keep the cached resolution only when it was made from the
+    /// same settings; otherwise drop it, so a changed class never launches with the old ones.
+    fn keep_if_current(&self, name: &str, spec: &nodeclass::AwsNodeClass, tags: &BTreeMap<String, String>) {
+        let mut merged = tags.clone();
+        merged.extend(spec.tags.clone());
+        if let Ok(mut classes) = self.classes.lock() {
+            let current = matches!(classes.get(name), Some(Ok(c)) if c.spec == *spec && c.tags == merged);
+            if !current {
+                classes.remove(name);
+            }
+        }
+    }
+
+    /// Mark NodeClass `name` unusable (its `spec.aws` cannot be read), replacing any earlier
+    /// resolution: launches from it fail with `why` until it resolves again.
+    pub fn invalidate_class(&self, name: &str, why: &str) {
+        self.cache_class(name, Err(why.to_string()));
+    }
+
+    /// Forget every resolved NodeClass not in `names` (deleted ones).
+    pub fn retain_classes(&self, names: &[String]) {
+        if let Ok(mut classes) = self.classes.lock() {
+            classes.retain(|name, _| names.contains(name));
+        }
     }
 
     /// The resolved class of a launch, reading the NodeClass when it was not resolved yet.
@@ -251,11 +278,8 @@ impl AwsProvider {
         if let Some(id) = self.templates.lock().ok().and_then(|t| t.get(&name).cloned()) {
             return Ok(id);
         }
-        let mut volume_tags = tags.clone();
-        volume_tags.remove(fleet::tags::NODECLAIM);
-        volume_tags.remove("Name");
-        let data = fleet::template_data(class, arch, &volume_tags)?;
-        let id = fleet::ensure_template(&self.clients.ec2, &self.options.retry, &name, data, &volume_tags).await?;
+        let data = fleet::template_data(class, arch, tags)?;
+        let id = fleet::ensure_template(&self.clients.ec2, &self.options.retry, &name, data, tags).await?;
         if let Ok(mut t) = self.templates.lock() {
             t.insert(name, id.clone());
         }
@@ -284,7 +308,9 @@ impl AwsProvider {
             )));
         }
         let tags = fleet::instance_tags(cluster, &request, &class);
-        let template_id = self.template_id(&class, &arch, &tags).await?;
+        let template_id = self
+            .template_id(&class, &arch, &fleet::class_tags(cluster, &class))
+            .await?;
         let token = fleet::client_token(cluster, &request.node_claim);
         let fleet_request = FleetRequest {
             template_id: &template_id,
@@ -300,27 +326,33 @@ impl AwsProvider {
                 instance_type,
                 zone,
                 code,
+                others,
             }) => {
-                tracing::warn!(claim = %request.node_claim, %instance_type, %zone, %code, "no capacity");
+                tracing::warn!(claim = %request.node_claim, %instance_type, %zone, %code, ?others, "no capacity");
                 return Err(CloudError::InsufficientCapacity {
                     instance_type,
                     zone,
                     capacity_type: request.capacity_type.clone(),
+                    others,
                 });
             }
             Err(LaunchError::Aws(e)) => return Err(e.into()),
         };
-        let instance = self.await_visible(&id).await?;
+        let described = self.await_visible(&id).await?;
+        if let Err(e) = instances::tag_volumes(ec2, retry, &described.volumes, &tags).await {
+            tracing::warn!(claim = %request.node_claim, volumes = ?described.volumes, error = %e, "cannot tag the volumes; they keep the NodeClass's tags only");
+        }
+        let instance = described.instance;
         tracing::info!(claim = %request.node_claim, provider_id = %instance.provider_id, instance_type = %instance.instance_type, "launched");
         Ok(instance)
     }
 
     /// The new instance, once DescribeInstances shows it (EC2 is eventually consistent).
-    async fn await_visible(&self, id: &str) -> Result<Instance, CloudError> {
+    async fn await_visible(&self, id: &str) -> Result<instances::Described, CloudError> {
         let mut last = CloudError::NotFound(id.to_string());
         for attempt in 0..10u64 {
             match self.find(id).await {
-                Ok(d) => return Ok(d.instance),
+                Ok(d) => return Ok(d),
                 Err(e @ CloudError::NotFound(_)) => last = e,
                 Err(e) => return Err(e),
             }
@@ -418,6 +450,16 @@ impl CloudProvider for AwsProvider {
             };
             let wait = self.options.queue_wait_seconds;
             Ok(interruption::poll(&self.clients.sqs, &self.options.retry, url, wait).await?)
+        }
+        .boxed()
+    }
+
+    fn acknowledge(&self, events: Vec<InterruptionEvent>) -> BoxFuture<'_, Result<(), CloudError>> {
+        async move {
+            let Some(url) = &self.options.interruption_queue_url else {
+                return Ok(());
+            };
+            Ok(interruption::acknowledge(&self.clients.sqs, &self.options.retry, url, &events).await?)
         }
         .boxed()
     }

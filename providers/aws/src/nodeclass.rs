@@ -238,6 +238,8 @@ pub fn validate(class: &str, spec: &AwsNodeClass) -> Vec<String> {
     for (i, term) in spec.ami_selector_terms.iter().enumerate() {
         if let Some(p) = ami_term_problem(term) {
             problems.push(format!("{}: {p}", field(&format!("amiSelectorTerms[{i}]"))));
+        } else if let Some(p) = term.alias.as_deref().and_then(alias_problem) {
+            problems.push(format!("{}: {p}", field(&format!("amiSelectorTerms[{i}].alias"))));
         }
     }
     for (name, terms) in [
@@ -269,6 +271,9 @@ pub fn validate(class: &str, spec: &AwsNodeClass) -> Vec<String> {
                 field(&format!("blockDeviceMappings[{i}].ebs.volumeSize"))
             ));
         }
+        for p in ebs_problems(&mapping.ebs) {
+            problems.push(format!("{}.{p}", field(&format!("blockDeviceMappings[{i}].ebs"))));
+        }
         if mapping.device_name.is_empty() {
             problems.push(format!(
                 "{}: must not be empty",
@@ -296,8 +301,7 @@ fn ami_term_problem(term: &AmiSelectorTerm) -> Option<String> {
     if set.iter().filter(|s| **s).count() != 1 {
         return Some("set exactly one of id, name, tags and alias".into());
     }
-    let alias = term.alias.as_deref()?;
-    alias_problem(alias)
+    None
 }
 
 fn alias_problem(alias: &str) -> Option<String> {
@@ -314,7 +318,41 @@ fn alias_problem(alias: &str) -> Option<String> {
     if version.is_empty() {
         return Some(format!("alias {alias:?} has no version (e.g. {family}@latest)"));
     }
+    let (valid, form) = if family == "bottlerocket" {
+        (is_release_version(version), "vMAJOR.MINOR.PATCH, e.g. v1.26.2")
+    } else {
+        (is_dated_version(version), "vYYYYMMDD, e.g. v20240807")
+    };
+    if version != "latest" && !valid {
+        return Some(format!(
+            "unknown version {version:?} in {alias:?} (expected latest or {form})"
+        ));
+    }
     None
+}
+
+/// `vYYYYMMDD` with a real month and day: the version of an EKS-optimized Amazon Linux image.
+fn is_dated_version(version: &str) -> bool {
+    let Some(date) = version.strip_prefix('v') else {
+        return false;
+    };
+    if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let number = |range: std::ops::Range<usize>| date[range].parse::<u32>().unwrap_or(0);
+    number(0..4) >= 2000 && (1..=12).contains(&number(4..6)) && (1..=31).contains(&number(6..8))
+}
+
+/// `vMAJOR.MINOR.PATCH`: the version of a Bottlerocket image.
+fn is_release_version(version: &str) -> bool {
+    let Some(numbers) = version.strip_prefix('v') else {
+        return false;
+    };
+    let parts: Vec<&str> = numbers.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The SSM parameter an alias names for a Kubernetes version and architecture.
@@ -356,17 +394,63 @@ fn metadata_problems(m: &MetadataOptions) -> Vec<String> {
     problems
 }
 
-/// A volume size quantity in whole GiB (`20Gi`, `1Ti`, `100G`), 1 to 65,536 GiB.
+/// EBS volume types.
+pub const VOLUME_TYPES: &[&str] = &["gp3", "gp2", "io1", "io2", "st1", "sc1", "standard"];
+
+/// The problems of an EBS mapping's type, IOPS and throughput, each naming its field.
+pub fn ebs_problems(ebs: &Ebs) -> Vec<String> {
+    let volume_type = ebs.volume_type.as_deref().unwrap_or("gp3");
+    if !VOLUME_TYPES.contains(&volume_type) {
+        return vec![format!(
+            "volumeType: {volume_type:?} is not an EBS volume type (expected one of {})",
+            VOLUME_TYPES.join(", ")
+        )];
+    }
+    let mut problems = vec![];
+    let iops_range = match volume_type {
+        "gp3" => Some(3_000..=80_000),
+        "io1" => Some(100..=64_000),
+        "io2" => Some(100..=256_000),
+        _ => None,
+    };
+    match (ebs.iops, iops_range) {
+        (Some(_), None) => problems.push(format!(
+            "iops: {volume_type} volumes take no iops (only gp3, io1 and io2)"
+        )),
+        (None, Some(_)) if volume_type.starts_with("io") => {
+            problems.push(format!("iops: required for {volume_type} volumes"))
+        }
+        (Some(n), Some(range)) if !range.contains(&n) => problems.push(format!(
+            "iops: {n} is outside {} to {} for {volume_type}",
+            range.start(),
+            range.end()
+        )),
+        _ => {}
+    }
+    match (ebs.throughput, volume_type) {
+        (Some(t), "gp3") if !(125..=2_000).contains(&t) => {
+            problems.push(format!("throughput: {t} MiB/s is outside 125 to 2000 for gp3"))
+        }
+        (Some(_), other) if other != "gp3" => {
+            problems.push(format!("throughput: {other} volumes take no throughput (only gp3)"))
+        }
+        _ => {}
+    }
+    problems
+}
+
+/// A volume size in whole GiB (`20Gi`, `1Ti`, or a plain number of GiB), 1 to 65,536 GiB;
+/// decimal units (`100G`) are refused rather than silently read as GiB.
 pub fn volume_size_gib(size: &str) -> Result<i32, String> {
     let digits = size.bytes().take_while(u8::is_ascii_digit).count();
     let (number, unit) = size.split_at(digits);
-    let expected = "expected a whole number of Gi or Ti, e.g. 20Gi, between 1Gi and 64Ti";
+    let expected = "expected a whole number of GiB (plain, or with Gi or Ti), e.g. 20Gi, between 1Gi and 64Ti";
     let Ok(n) = number.parse::<i64>() else {
         return Err(format!("{size:?} is not a size ({expected})"));
     };
     let gib = match unit {
-        "Gi" | "G" => n,
-        "Ti" | "T" => n.saturating_mul(1024),
+        "Gi" | "" => n,
+        "Ti" => n.saturating_mul(1024),
         _ => return Err(format!("{size:?} has unit {unit:?} ({expected})")),
     };
     if !(1..=65_536).contains(&gib) {
@@ -411,9 +495,42 @@ mod tests {
         let problems = validate("gpu", &spec);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
-            problems[0].starts_with("NodeClass gpu: spec.aws.amiSelectorTerms[0]: unknown alias family \"windows\"")
+            problems[0]
+                .starts_with("NodeClass gpu: spec.aws.amiSelectorTerms[0].alias: unknown alias family \"windows\""),
+            "{problems:?}"
         );
         assert!(problems[0].contains("al2023, al2, bottlerocket"));
+    }
+
+    #[test]
+    fn an_unknown_alias_version_names_the_field_and_the_expected_form() {
+        for bad in [
+            "al2023@bogus",
+            "al2023@v2024087",
+            "al2023@v20241399",
+            "al2@20240807",
+            "bottlerocket@v1.2",
+        ] {
+            let mut spec = good();
+            spec.ami_selector_terms[0].alias = Some(bad.into());
+            let problems = validate("gpu", &spec);
+            assert_eq!(problems.len(), 1, "{bad}: {problems:?}");
+            assert!(
+                problems[0].starts_with("NodeClass gpu: spec.aws.amiSelectorTerms[0].alias: unknown version"),
+                "{problems:?}"
+            );
+            assert!(problems[0].contains("expected latest or v"), "{problems:?}");
+        }
+        for good_alias in [
+            "al2023@latest",
+            "al2023@v20240807",
+            "al2@v20231230",
+            "bottlerocket@v1.26.2",
+        ] {
+            let mut spec = good();
+            spec.ami_selector_terms[0].alias = Some(good_alias.into());
+            assert_eq!(validate("gpu", &spec), Vec::<String>::new(), "{good_alias}");
+        }
     }
 
     #[test]
@@ -430,8 +547,56 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("spec.aws.blockDeviceMappings[0].ebs.volumeSize: \"20Mi\" has unit \"Mi\""));
         assert_eq!(volume_size_gib("1Ti"), Ok(1024));
+        assert_eq!(volume_size_gib("100"), Ok(100));
+        assert!(volume_size_gib("100G").is_err(), "100G is not 100 GiB");
+        assert!(volume_size_gib("1T").is_err());
         assert!(volume_size_gib("0Gi").is_err());
         assert!(volume_size_gib("65Ti").is_err());
+    }
+
+    #[test]
+    fn volume_types_iops_and_throughput_are_checked() {
+        let problems_of = |volume_type: Option<&str>, iops: Option<i32>, throughput: Option<i32>| {
+            let mut spec = good();
+            spec.block_device_mappings.push(BlockDeviceMapping {
+                device_name: "/dev/xvda".into(),
+                ebs: Ebs {
+                    volume_size: "20Gi".into(),
+                    volume_type: volume_type.map(str::to_string),
+                    iops,
+                    throughput,
+                    ..Default::default()
+                },
+            });
+            validate("v", &spec)
+        };
+        let one = |problems: Vec<String>, text: &str| {
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert!(
+                problems[0].starts_with("NodeClass v: spec.aws.blockDeviceMappings[0].ebs.")
+                    && problems[0].contains(text),
+                "{problems:?}"
+            );
+        };
+        one(
+            problems_of(Some("gp4"), None, None),
+            "volumeType: \"gp4\" is not an EBS volume type",
+        );
+        one(
+            problems_of(Some("gp2"), Some(3000), None),
+            "iops: gp2 volumes take no iops",
+        );
+        one(problems_of(Some("io2"), None, None), "iops: required for io2");
+        one(
+            problems_of(None, Some(100), None),
+            "iops: 100 is outside 3000 to 80000 for gp3",
+        );
+        one(
+            problems_of(Some("st1"), None, Some(250)),
+            "throughput: st1 volumes take no throughput",
+        );
+        assert_eq!(problems_of(Some("io1"), Some(5000), None), Vec::<String>::new());
+        assert_eq!(problems_of(None, Some(6000), Some(500)), Vec::<String>::new());
     }
 
     #[test]

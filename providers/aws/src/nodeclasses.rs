@@ -37,8 +37,15 @@ pub fn settings_of(object: &DynamicObject) -> Result<(AwsNodeClass, BTreeMap<Str
     let aws = spec.get("aws").filter(|v| !v.is_null()).ok_or_else(|| {
         format!("NodeClass {name}: spec.aws is missing (the aws provider needs subnets, security groups and images)")
     })?;
-    let aws: AwsNodeClass =
-        serde_json::from_value(aws.clone()).map_err(|e| format!("NodeClass {name}: spec.aws: {e}"))?;
+    let aws: AwsNodeClass = serde_path_to_error::deserialize(aws.clone()).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "spec.aws".to_string()
+        } else {
+            format!("spec.aws.{path}")
+        };
+        format!("NodeClass {name}: {field}: {}", e.inner())
+    })?;
     let tags: BTreeMap<String, String> = match spec.get("tags") {
         Some(t) if !t.is_null() => {
             serde_json::from_value(t.clone()).map_err(|e| format!("NodeClass {name}: spec.tags: {e}"))?
@@ -59,7 +66,10 @@ pub async fn load_and_resolve(provider: &AwsProvider, name: &str) -> Result<Reso
         .await
         .map_err(|e| CloudError::Other(format!("reading NodeClass {name}: {e}")))?
         .ok_or_else(|| CloudError::Other(format!("NodeClass {name} does not exist")))?;
-    let (spec, tags) = settings_of(&object).map_err(CloudError::Other)?;
+    let (spec, tags) = settings_of(&object).map_err(|why| {
+        provider.invalidate_class(name, &why);
+        CloudError::Other(format!("NodeClass {name} is not ready: {why}"))
+    })?;
     provider.resolve_class(name, &spec, tags).await.map_err(|e| match e {
         ResolveError::Invalid(why) => CloudError::Other(format!("NodeClass {name} is not ready: {why}")),
         ResolveError::Aws(e) => e.into(),
@@ -80,10 +90,16 @@ pub async fn run(provider: &AwsProvider, every: Duration) {
 pub async fn reconcile_all(provider: &AwsProvider) -> Result<(), kube::Error> {
     let Some(client) = provider.kube() else { return Ok(()) };
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource());
-    for object in api.list(&Default::default()).await?.items {
+    let objects = api.list(&Default::default()).await?.items;
+    let names: Vec<String> = objects.iter().filter_map(|o| o.metadata.name.clone()).collect();
+    provider.retain_classes(&names);
+    for object in objects {
         let name = object.metadata.name.clone().unwrap_or_default();
         let outcome = match settings_of(&object) {
-            Err(why) => Err(why),
+            Err(why) => {
+                provider.invalidate_class(&name, &why);
+                Err(why)
+            }
             Ok((spec, tags)) => match provider.resolve_class(&name, &spec, tags).await {
                 Ok(class) => Ok(class),
                 Err(ResolveError::Invalid(why)) => Err(why),
@@ -156,4 +172,20 @@ async fn write_status(
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_spec_aws_names_the_field() {
+        let mut object = DynamicObject::new("broken", &resource());
+        object.data = json!({"spec": {"aws": {"subnetSelectorTerms": [{"tags": "not-a-map"}]}}});
+        let why = settings_of(&object).expect_err("a string is not a tag map");
+        assert!(
+            why.starts_with("NodeClass broken: spec.aws.subnetSelectorTerms[0].tags: "),
+            "{why}"
+        );
+    }
 }

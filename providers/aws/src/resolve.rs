@@ -94,7 +94,7 @@ pub async fn resolve(
             "NodeClass {name}: spec.aws.securityGroupSelectorTerms match no security group"
         )));
     }
-    let amis = amis(ec2, retry, spec, kubernetes).await?;
+    let amis = amis(ec2, retry, name, spec, kubernetes).await?;
     if amis.is_empty() {
         return Err(ResolveError::Invalid(format!(
             "NodeClass {name}: spec.aws.amiSelectorTerms match no image"
@@ -182,15 +182,17 @@ async fn security_groups(
 }
 
 /// The newest image per architecture among every term's matches; aliases resolve at launch
-/// through `resolve:ssm:` for both architectures.
+/// through `resolve:ssm:` for both architectures. A term naming an image ID that EC2 does not
+/// know makes the class invalid.
 async fn amis(
     ec2: &aws_sdk_ec2::Client,
     retry: &RetryPolicy,
+    name: &str,
     spec: &AwsNodeClass,
     kubernetes: &str,
-) -> Result<Vec<ResolvedAmi>, AwsError> {
+) -> Result<Vec<ResolvedAmi>, ResolveError> {
     let mut newest: BTreeMap<String, (String, ResolvedAmi)> = BTreeMap::new();
-    for term in &spec.ami_selector_terms {
+    for (i, term) in spec.ami_selector_terms.iter().enumerate() {
         if let Some(alias) = &term.alias {
             for arch in ["amd64", "arm64"] {
                 if let Some(parameter) = alias_parameter(alias, kubernetes, arch) {
@@ -217,12 +219,31 @@ async fn amis(
         for f in tag_filters(&term.tags) {
             request = request.filters(f);
         }
-        let out = call("DescribeImages", retry, || request.clone().send()).await?;
+        let out = match call("DescribeImages", retry, || request.clone().send()).await {
+            Ok(out) => out,
+            Err(e) if e.code.starts_with("InvalidAMIID") => {
+                return Err(unknown_image(name, i, term.id.as_deref(), &e.code));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if out.images().is_empty()
+            && let Some(id) = &term.id
+        {
+            return Err(unknown_image(name, i, Some(id), "no image"));
+        }
         for image in out.images() {
             keep_newest(&mut newest, image);
         }
     }
     Ok(newest.into_values().map(|(_, ami)| ami).collect())
+}
+
+/// The error of an image ID term that matches no image.
+fn unknown_image(name: &str, term: usize, id: Option<&str>, why: &str) -> ResolveError {
+    ResolveError::Invalid(format!(
+        "NodeClass {name}: spec.aws.amiSelectorTerms[{term}].id: image {} does not exist ({why})",
+        id.unwrap_or_default()
+    ))
 }
 
 fn keep_newest(newest: &mut BTreeMap<String, (String, ResolvedAmi)>, image: &Image) {

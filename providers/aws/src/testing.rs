@@ -178,11 +178,35 @@ pub async fn test_sdk_config(url: &str) -> aws_config::SdkConfig {
 /// Makes `CreateFleet` calls whose first override is a poisoned instance type fail with
 /// `InsufficientInstanceCapacity` in the response's error set, as EC2 does; the request never
 /// reaches moto (it is turned into a harmless `DescribeRegions`).
+///
+/// It also records every `CreateFleet` client token, can drop requests or lose responses
+/// (a transport error for the caller), and answers a repeated client token with the first
+/// answer to it without reaching moto, as EC2's idempotency does (moto ignores client tokens).
 #[derive(Debug, Clone, Default)]
 pub struct CapacityInjector {
     poisoned: Arc<Mutex<Vec<String>>>,
     pending: Arc<Mutex<Option<(String, String)>>>,
     injected: Arc<Mutex<usize>>,
+    fleet: Arc<Mutex<FleetCalls>>,
+}
+
+/// What the injector knows of `CreateFleet` calls.
+#[derive(Debug, Default)]
+struct FleetCalls {
+    /// Every client token sent, in order.
+    tokens: Vec<String>,
+    /// The first successful answer to each token (the response XML).
+    answers: std::collections::HashMap<String, String>,
+    /// The token of the call in flight, if it is a `CreateFleet`.
+    current: Option<String>,
+    /// An answer to replay for the call in flight.
+    replay: Option<String>,
+    /// Requests still to drop before they reach moto.
+    drop_requests: usize,
+    /// Responses still to lose after moto answered.
+    lose_responses: usize,
+    /// True when the call in flight is to end in a transport error.
+    fail_current: bool,
 }
 
 impl CapacityInjector {
@@ -196,12 +220,71 @@ impl CapacityInjector {
         *self.injected.lock().expect("lock")
     }
 
-    fn first_override(body: &str) -> Option<(String, String)> {
-        let param = |name: &str| {
-            body.split('&')
-                .find_map(|kv| kv.strip_prefix(&format!("LaunchTemplateConfigs.1.Overrides.1.{name}=")))
-                .map(|v| v.replace("%2F", "/"))
+    /// The client tokens of every `CreateFleet` sent so far, in order.
+    pub fn fleet_tokens(&self) -> Vec<String> {
+        self.fleet.lock().expect("lock").tokens.clone()
+    }
+
+    /// Drop the next `n` `CreateFleet` requests before they reach moto (the caller sees a
+    /// transport error; nothing launches).
+    pub fn drop_fleet_requests(&self, n: usize) {
+        self.fleet.lock().expect("lock").drop_requests = n;
+    }
+
+    /// Lose the answers of the next `n` `CreateFleet` calls after moto launched (the caller sees
+    /// a transport error).
+    pub fn lose_fleet_responses(&self, n: usize) {
+        self.fleet.lock().expect("lock").lose_responses = n;
+    }
+
+    /// Note a `CreateFleet` request; true when it must not reach moto (dropped, or answered
+    /// from the first answer to its token).
+    fn fleet_request(&self, body: &str) -> bool {
+        let token = form_param(body, "ClientToken").unwrap_or_default();
+        let mut fleet = self.fleet.lock().expect("lock");
+        fleet.tokens.push(token.clone());
+        fleet.current = Some(token.clone());
+        if fleet.drop_requests > 0 {
+            fleet.drop_requests -= 1;
+            fleet.fail_current = true;
+            return true;
+        }
+        if let Some(answer) = fleet.answers.get(&token).cloned() {
+            fleet.replay = Some(answer);
+            return true;
+        }
+        false
+    }
+
+    /// Remember the first answer to the token in flight.
+    fn fleet_answered(&self, body: Option<&[u8]>) {
+        let mut fleet = self.fleet.lock().expect("lock");
+        let (Some(token), Some(body)) = (fleet.current.clone(), body) else {
+            return;
         };
+        if fleet.fail_current {
+            return;
+        }
+        let xml = String::from_utf8_lossy(body).to_string();
+        if xml.contains("<CreateFleetResponse") {
+            fleet.answers.entry(token).or_insert(xml);
+        }
+        if fleet.lose_responses > 0 {
+            fleet.lose_responses -= 1;
+            fleet.fail_current = true;
+        }
+    }
+
+    /// True when the call in flight is to end in a transport error; forgets the call.
+    fn fleet_finished(&self) -> bool {
+        let mut fleet = self.fleet.lock().expect("lock");
+        fleet.current = None;
+        fleet.replay = None;
+        std::mem::take(&mut fleet.fail_current)
+    }
+
+    fn first_override(body: &str) -> Option<(String, String)> {
+        let param = |name: &str| form_param(body, &format!("LaunchTemplateConfigs.1.Overrides.1.{name}"));
         Some((param("InstanceType")?, param("AvailabilityZone").unwrap_or_default()))
     }
 }
@@ -226,10 +309,10 @@ impl Intercept for CapacityInjector {
         if !body.contains("Action=CreateFleet") {
             return Ok(());
         }
-        let Some((instance_type, zone)) = Self::first_override(&body) else {
-            return Ok(());
-        };
-        if !self.poisoned.lock().expect("lock").contains(&instance_type) {
+        let divert = self.fleet_request(&body);
+        let poisoned = Self::first_override(&body)
+            .filter(|(instance_type, _)| self.poisoned.lock().expect("lock").contains(instance_type));
+        if !divert && poisoned.is_none() {
             return Ok(());
         }
         let harmless = "Action=DescribeRegions&Version=2016-11-15";
@@ -237,7 +320,39 @@ impl Intercept for CapacityInjector {
         request
             .headers_mut()
             .insert("content-length", harmless.len().to_string());
-        *self.pending.lock().expect("lock") = Some((instance_type, zone));
+        if !divert {
+            *self.pending.lock().expect("lock") = poisoned;
+        }
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &aws_sdk_ec2::config::interceptors::AfterDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if context.output_or_error().is_ok() {
+            self.fleet_answered(context.response().body().bytes());
+        }
+        Ok(())
+    }
+
+    fn modify_before_attempt_completion(
+        &self,
+        context: &mut aws_sdk_ec2::config::interceptors::FinalizerInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if !self.fleet_finished() {
+            return Ok(());
+        }
+        if let Some(outcome) = context.output_or_error_mut() {
+            let lost = aws_smithy_runtime_api::client::result::ConnectorError::io(
+                "injected: the connection dropped (CreateFleet)".into(),
+            );
+            *outcome = Err(aws_smithy_runtime_api::client::orchestrator::OrchestratorError::connector(lost));
+        }
         Ok(())
     }
 
@@ -247,6 +362,11 @@ impl Intercept for CapacityInjector {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        let replay = self.fleet.lock().expect("lock").replay.take();
+        if let Some(xml) = replay {
+            *context.response_mut().body_mut() = SdkBody::from(xml);
+            return Ok(());
+        }
         let Some((instance_type, zone)) = self.pending.lock().expect("lock").take() else {
             return Ok(());
         };
@@ -257,6 +377,13 @@ impl Intercept for CapacityInjector {
         *context.response_mut().body_mut() = SdkBody::from(xml);
         Ok(())
     }
+}
+
+/// The value of `name` in a form-encoded body (percent-decoding only `/`, as the tests need).
+fn form_param(body: &str, name: &str) -> Option<String> {
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .map(|v| v.replace("%2F", "/"))
 }
 
 /// Clients for tests: EC2 (with `injector`) and SQS on `sdk`, Pricing on `pricing_url`.

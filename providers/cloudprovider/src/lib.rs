@@ -161,6 +161,10 @@ pub struct InterruptionEvent {
     pub kind: InterruptionKind,
     /// Free text for logs and Events (the event's source and detail type).
     pub detail: String,
+    /// The feed's handle to acknowledge the notice with once it was acted on (AWS: the SQS
+    /// receipt handle of its message); None when the feed needs no acknowledgement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
 }
 
 /// Errors a cloud provider reports.
@@ -175,6 +179,9 @@ pub enum CloudError {
         zone: String,
         /// Capacity type asked for.
         capacity_type: String,
+        /// Other (instance type, zone) offerings of the same capacity type that failed for lack
+        /// of capacity in the same launch.
+        others: Vec<(String, String)>,
     },
     /// No instance with that provider ID exists.
     #[error("instance {0} not found")]
@@ -202,5 +209,11 @@ pub trait CloudProvider: Send + Sync {
     /// return.
     fn interruptions(&self) -> BoxFuture<'_, Result<Vec<InterruptionEvent>, CloudError>> {
         Box::pin(futures::future::pending())
+    }
+    /// Acknowledge notices that were acted on, so the feed does not deliver them again; a notice
+    /// never acknowledged comes back. Clouds whose feed needs no acknowledgement do nothing.
+    fn acknowledge(&self, events: Vec<InterruptionEvent>) -> BoxFuture<'_, Result<(), CloudError>> {
+        drop(events);
+        Box::pin(futures::future::ready(Ok(())))
     }
 }

@@ -77,6 +77,7 @@ impl FakeCloud {
             instance_type: request.instance_types.first().cloned().unwrap_or_default(),
             zone,
             capacity_type: request.capacity_type,
+            others: vec![],
         })
     }
 }

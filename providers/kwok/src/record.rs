@@ -190,6 +190,7 @@ pub fn plan_launch(request: &LaunchRequest, catalog: &CatalogFile, now: &str) ->
             instance_type: request.instance_types.first().cloned().unwrap_or_default(),
             zone: request.zones.first().cloned().unwrap_or_default(),
             capacity_type: request.capacity_type.clone(),
+            others: vec![],
         });
     };
     let name = request.node_claim.clone();
