@@ -973,7 +973,11 @@ fn webhook_runs_purser_webhook_with_its_certificate_and_policies() {
         let m = render(&set);
         let c = m.container("webhook");
         let args: Vec<&str> = c.args.as_ref().unwrap().iter().map(String::as_str).collect();
-        let failure = if m.webhook_config().webhooks.as_ref().unwrap()[0].failure_policy.as_deref() == Some("Fail") {
+        let failure = if m.webhook_config().webhooks.as_ref().unwrap()[0]
+            .failure_policy
+            .as_deref()
+            == Some("Fail")
+        {
             "closed"
         } else {
             "open"
@@ -1016,8 +1020,9 @@ fn webhook_runs_purser_webhook_with_its_certificate_and_policies() {
         let tls_secret = volume("/tls").secret.unwrap().secret_name.unwrap();
         let config_map = volume("/config").config_map.unwrap().name;
         let text = &m.config_map(&config_map).data.as_ref().unwrap()["policies.yaml"];
-        let policies: purser::webhook::policy::Policies = serde_norway::from_str(text)
-            .unwrap_or_else(|e| panic!("{label}: the policies do not load as `purser webhook` reads them: {e}\n{text}"));
+        let policies: purser::webhook::policy::Policies = serde_norway::from_str(text).unwrap_or_else(|e| {
+            panic!("{label}: the policies do not load as `purser webhook` reads them: {e}\n{text}")
+        });
         assert_eq!(policies.require_label.key, "cost-centre", "{label}");
         assert_eq!(policies.max_gpus_per_pod.max, 4, "{label}");
         assert!(

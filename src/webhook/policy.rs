@@ -435,7 +435,7 @@ mod tests {
         let p = pod("vision", &[("cost-centre", "cc")], &[("cpu", "8")]);
         let budgets = [vision_budget(38.2)];
         let v = judge(&Policies::default(), &review(&p, &ns, &budgets, Some(4.1)));
-        assert_eq!(v.allowed, false);
+        assert!(!v.allowed);
         assert!(
             v.message
                 .as_deref()
