@@ -36,6 +36,7 @@ fn view() -> ClusterView {
             "sandbox".to_string(),
             BTreeMap::from([("purser.dev/environment".to_string(), "dev".to_string())]),
         )]),
+        ..ClusterView::default()
     }
 }
 

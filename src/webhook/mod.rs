@@ -26,11 +26,17 @@ use crate::solver::{PlanOptions, Strategy};
 
 use policy::{BudgetView, Policies, Review, Verdict};
 
+/// Estimated hourly cost by pod shape (requests, node selector, node affinity, tolerations),
+/// valid for one set of NodePools.
+pub type Estimates = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Option<f64>>>>;
+
 /// What the webhook knows of the cluster when a review arrives.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
     /// NodePool objects (as JSON), for cost estimates.
     pub pools: Vec<Value>,
+    /// Estimates made against these pools (kept while the pools do not change).
+    pub estimates: Estimates,
     /// CostBudget objects (as JSON).
     pub budgets: Vec<Value>,
     /// Namespace labels by namespace name.
@@ -79,7 +85,7 @@ pub fn review(body: &[u8], settings: &Settings, view: &ClusterView, catalog: &Ca
     };
     let budgets = budget_views(view, catalog);
     let estimated_cost = if settings.policies.budget.enabled && budgets.iter().any(|b| b.budget.covers(&pod)) {
-        estimate(&pod, view, catalog)
+        cached_estimate(&pod, view, catalog)
     } else {
         None
     };
@@ -150,6 +156,21 @@ fn budget_views(view: &ClusterView, catalog: &Catalog) -> Vec<BudgetView> {
             Some(BudgetView { budget, run_rate })
         })
         .collect()
+}
+
+/// [`estimate`], remembered per pod shape while the NodePools stay the same: replicas of one
+/// workload share a shape, so the planner runs once per shape, not once per pod.
+fn cached_estimate(pod: &PodInfo, view: &ClusterView, catalog: &Catalog) -> Option<f64> {
+    let key = serde_json::to_string(&(&pod.requests, &pod.node_selector, &pod.node_affinity, &pod.tolerations))
+        .unwrap_or_default();
+    if let Some(known) = view.estimates.lock().ok().and_then(|m| m.get(&key).copied()) {
+        return known;
+    }
+    let value = estimate(pod, view, catalog);
+    if let Ok(mut m) = view.estimates.lock() {
+        m.insert(key, value);
+    }
+    value
 }
 
 /// The pod's allocated cost on the node the engine would create for it alone (an estimate),
@@ -223,6 +244,7 @@ mod tests {
                 "status": {"runRate": 0.95}}),
             ],
             namespaces: BTreeMap::new(),
+            ..ClusterView::default()
         }
     }
 

@@ -113,7 +113,13 @@ pub fn watch(client: kube::Client, shared: Arc<Shared>) -> tokio::task::JoinHand
     tokio::spawn(async move {
         loop {
             match read_view(&client).await {
-                Ok(view) => *shared.view.write().unwrap_or_else(|e| e.into_inner()) = view,
+                Ok(mut view) => {
+                    let mut current = shared.view.write().unwrap_or_else(|e| e.into_inner());
+                    if view.pools == current.pools {
+                        view.estimates = current.estimates.clone();
+                    }
+                    *current = view;
+                }
                 Err(e) => tracing::warn!(error = %e, "webhook: cannot read the cluster; keeping the last view"),
             }
             tokio::time::sleep(REFRESH).await;
@@ -159,5 +165,6 @@ pub async fn read_view(client: &kube::Client) -> Result<ClusterView, kube::Error
         pools,
         budgets,
         namespaces,
+        ..ClusterView::default()
     })
 }
