@@ -46,6 +46,9 @@ const LARGE: usize = 1000;
 
 /// Share of the time the anchored construction may use (it stops between anchors).
 const ANCHORED_SHARE: f64 = 0.5;
+/// Rounds of the split local search on large problems, each followed by the slack filler (which
+/// finds new moves after every round); each round gets an equal part of the time left.
+const SPLIT_ROUNDS: usize = 6;
 
 /// The instant `share` of the way from now to `deadline`.
 fn share_of(deadline: Instant, share: f64) -> Instant {
@@ -76,11 +79,11 @@ pub fn solve(problem: &Problem, baseline: &Assignment, deadline: Instant) -> (As
     let best = super::neighbourhood::fill_slack(problem, best, share_of(deadline, 0.5));
     let best = if classes > LARGE {
         let mut best = best;
-        for share in [0.4, 0.5, 0.6] {
-            best = super::local_search::improve_split(problem, best, share_of(deadline, share));
+        for left in (1..=SPLIT_ROUNDS).rev() {
+            best = super::local_search::improve_split(problem, best, share_of(deadline, 1.0 / (left as f64 + 0.2)));
             best = super::neighbourhood::fill_slack(problem, best, deadline);
         }
-        super::local_search::improve_split(problem, best, share_of(deadline, 0.8))
+        best
     } else {
         best
     };

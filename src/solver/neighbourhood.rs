@@ -154,6 +154,9 @@ fn sub_problem(problem: &Problem, assignment: &Assignment, group: &[usize]) -> (
     (sub, freed)
 }
 
+/// Targets tried between two readings of the clock: reading it costs more than most tries.
+const CLOCK_EVERY: usize = 128;
+
 /// Move pods from the dearest nodes into the slack of others, and shrink each source node to
 /// the cheapest type of its pool that still holds what is left; a move is kept only when the
 /// source gets cheaper and every global constraint still holds.
@@ -174,11 +177,23 @@ pub fn fill_slack(problem: &Problem, mut assignment: Assignment, deadline: Insta
             .kind_order(assignment.bins[b].kind, assignment.bins[a].kind)
             .then(a.cmp(&b))
     });
+    // Only a node with room for the smallest request in every dimension can take any unit, and
+    // after packing few have it: the others are never tried.
+    let least = least_requests(problem);
+    let mut open: Vec<usize> = (0..assignment.bins.len())
+        .filter(|&t| has_room_for(problem, &assignment.bins[t], &least))
+        .collect();
     for s in sources {
         if clock::now() >= deadline {
             break;
         }
-        try_empty_into_slack(problem, &mut assignment, &mut ledger, s, deadline);
+        try_empty_into_slack(problem, &mut assignment, &mut ledger, s, &open, deadline);
+        open.retain(|&t| has_room_for(problem, &assignment.bins[t], &least));
+        if let Err(at) = open.binary_search(&s)
+            && has_room_for(problem, &assignment.bins[s], &least)
+        {
+            open.insert(at, s);
+        }
     }
     assignment.bins.retain(|b| !b.counts.is_empty());
     assignment
@@ -192,24 +207,33 @@ fn has_mix(problem: &Problem) -> bool {
 /// Whether `target` has room for one more unit of `class` by resources alone (a cheap test
 /// before the full one, which also checks the class's kinds and placement rules).
 fn has_room(problem: &Problem, target: &Bin, class: usize) -> bool {
-    let cap = &problem.kinds[target.kind].cap;
-    problem.classes[class]
-        .req
-        .iter()
-        .zip(&target.used)
-        .zip(cap)
-        .all(|((r, u), k)| u + r <= *k)
+    has_room_for(problem, target, &problem.classes[class].req)
 }
 
-/// Empty node `s` as far as the slack of the other nodes allows and shrink what is left; undo
-/// every change unless the node gets cheaper within all global constraints. Only the bins it
-/// touches are saved for the undo, so a pass over all nodes stays linear in their number per
-/// source.
+/// Whether `target` has room for `req` by resources alone.
+fn has_room_for(problem: &Problem, target: &Bin, req: &[i64]) -> bool {
+    let cap = &problem.kinds[target.kind].cap;
+    req.iter().zip(&target.used).zip(cap).all(|((r, u), k)| u + r <= *k)
+}
+
+/// Per dimension, the smallest request of any class: a node without that much room in some
+/// dimension has room for no unit at all.
+fn least_requests(problem: &Problem) -> Vec<i64> {
+    (0..problem.dims.len())
+        .map(|d| problem.classes.iter().map(|c| c.req[d]).min().unwrap_or(0))
+        .collect()
+}
+
+/// Empty node `s` into the slack of the nodes in `open` as far as it allows and shrink what is
+/// left; undo every change unless the node gets cheaper within all global constraints. Only the
+/// bins it touches are saved for the undo, so a pass over all nodes stays linear in their number
+/// per source.
 fn try_empty_into_slack(
     problem: &Problem,
     assignment: &mut Assignment,
     ledger: &mut Ledger,
     s: usize,
+    open: &[usize],
     deadline: Instant,
 ) {
     let mix = has_mix(problem);
@@ -224,8 +248,8 @@ fn try_empty_into_slack(
     let mut touched: Vec<(usize, Bin)> = vec![];
     for &(c, n) in &source.counts {
         let mut left = n;
-        for t in 0..assignment.bins.len() {
-            if left == 0 || clock::now() >= deadline {
+        for (tried, &t) in open.iter().enumerate() {
+            if left == 0 || (tried % CLOCK_EVERY == 0 && clock::now() >= deadline) {
                 break;
             }
             let target = &assignment.bins[t];
@@ -263,8 +287,12 @@ fn try_empty_into_slack(
     }
     let rest = assignment.bins[s].counts.clone();
     let old = problem.contribution(source.kind, &source.counts);
-    let pool_kinds =
-        (0..problem.kinds.len()).filter(|&k| problem.kinds[k].pool == pool && !problem.kinds[k].is_existing());
+    // Only a kind cheaper than the source's can make the move worth keeping.
+    let source_cost = problem.kinds[source.kind].cost;
+    let pool_kinds = (0..problem.kinds.len()).filter(|&k| {
+        let kind = &problem.kinds[k];
+        kind.pool == pool && !kind.is_existing() && kind.cost < source_cost - 1e-9
+    });
     let new_kind = if rest.is_empty() {
         None
     } else {
