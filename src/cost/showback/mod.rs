@@ -15,6 +15,7 @@
 
 pub mod focus;
 pub mod render;
+pub mod series;
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
