@@ -216,6 +216,10 @@ async fn workload(client: &Client) {
     let pools: Api<NodePool> = Api::all(client.clone());
     create(&pools, pool("general", "on-demand")).await;
     create(&pools, pool("gpu-spot", "spot")).await;
+    let budgets: Api<CostBudget> = Api::all(client.clone());
+    let budget = json!({"apiVersion": "purser.dev/v1", "kind": "CostBudget", "metadata": {"name": "team-vision"},
+        "spec": {"selector": {"namespaces": ["vision"]}, "maxHourlyCost": 100, "maxPeriodCost": 5000, "period": "Monthly"}});
+    create(&budgets, budget).await;
     let web: Api<Pod> = Api::namespaced(client.clone(), "web");
     for i in 0..3 {
         let requests = json!({"cpu": "1", "memory": "2Gi"});
@@ -405,10 +409,13 @@ async fn the_scorecard_totals_equal_node_prices_times_time() {
     };
     let csv = run(&["-o", "csv"]);
     let total = csv_total(&csv);
+    let table = run(&["-o", "table"]);
     eprintln!(
-        "expected {expected:.6} USD, report {total:.6} USD\n{csv}\n{}",
-        run(&["-o", "table"])
+        "expected {expected:.8} USD, report {total:.8} USD ({:+.4}%)\n{csv}\n{table}\n{}",
+        100.0 * (total - expected) / expected,
+        run(&["-o", "markdown", "--by", "nodepool"])
     );
+    assert!(table.contains("Budgets (current period):") && table.contains("team-vision"), "{table}");
     assert!(
         (total - expected).abs() <= 0.01 * expected,
         "report total {total} vs Σ price × time {expected}\n{csv}"

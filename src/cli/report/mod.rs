@@ -153,11 +153,11 @@ async fn budget_gauges(prometheus: &Prometheus, at: DateTime<Utc>) -> Result<Bud
     let at = at.timestamp() as f64;
     let instant = |q: &'static str| prometheus.instant(q, at);
     Ok(BudgetGauges {
-        spend: instant("purser_budget_spend").await?,
-        period_cap: instant("purser_budget_period_cap").await?,
-        forecast: instant("purser_budget_forecast").await?,
-        run_rate: instant("purser_budget_run_rate").await?,
-        hourly_cap: instant("purser_budget_hourly_cap").await?,
+        spend: instant("purser_budget_spend_usd").await?,
+        period_cap: instant("purser_budget_period_cap_usd").await?,
+        forecast: instant("purser_budget_forecast_usd").await?,
+        run_rate: instant("purser_budget_run_rate_usd_per_hour").await?,
+        hourly_cap: instant("purser_budget_hourly_cap_usd_per_hour").await?,
     })
 }
 

@@ -170,15 +170,15 @@ fn allocation_hours(samples: &Samples, window: &Window, step: f64) -> Vec<Alloca
 /// The `purser_budget_*` gauges, by budget.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BudgetGauges {
-    /// `purser_budget_spend`.
+    /// `purser_budget_spend_usd`.
     pub spend: Vec<Series>,
-    /// `purser_budget_period_cap`.
+    /// `purser_budget_period_cap_usd`.
     pub period_cap: Vec<Series>,
-    /// `purser_budget_forecast`.
+    /// `purser_budget_forecast_usd`.
     pub forecast: Vec<Series>,
-    /// `purser_budget_run_rate`.
+    /// `purser_budget_run_rate_usd_per_hour`.
     pub run_rate: Vec<Series>,
-    /// `purser_budget_hourly_cap`.
+    /// `purser_budget_hourly_cap_usd_per_hour`.
     pub hourly_cap: Vec<Series>,
 }
 
