@@ -415,7 +415,10 @@ async fn the_scorecard_totals_equal_node_prices_times_time() {
         100.0 * (total - expected) / expected,
         run(&["-o", "markdown", "--by", "nodepool"])
     );
-    assert!(table.contains("Budgets (current period):") && table.contains("team-vision"), "{table}");
+    assert!(
+        table.contains("Budgets (current period):") && table.contains("team-vision"),
+        "{table}"
+    );
     assert!(
         (total - expected).abs() <= 0.01 * expected,
         "report total {total} vs Σ price × time {expected}\n{csv}"
@@ -443,6 +446,56 @@ async fn the_scorecard_totals_equal_node_prices_times_time() {
     assert!(rows.iter().any(|r| r[pricing] == "Dynamic") && rows.iter().any(|r| r[pricing] == "Standard"));
     drop(prometheus);
     drop(controller);
+    the_cluster_ledger_agrees(&client, &nodes, dir.path()).await;
+}
+
+/// `purser report` without --prometheus reads the controller's ledger through the API server:
+/// each node is charged from the first status pass that saw it (at most 5 s after it was
+/// created, plus the watch delay) to the last pass.
+async fn the_cluster_ledger_agrees(client: &Client, nodes: &[Node], dir: &Path) {
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), "purser");
+    let rates = maps.get("purser-showback-rates").await.expect("the rates ConfigMap");
+    let text = rates
+        .data
+        .as_ref()
+        .and_then(|d| d.get("rates.json"))
+        .expect("rates.json");
+    let rates: Value = serde_json::from_str(text).expect("rates JSON");
+    let until = rates["accruedUntil"].as_i64().expect("accruedUntil");
+    let until = DateTime::from_timestamp(until, 0).expect("a time");
+    let start = (until - chrono::Duration::hours(2)).to_rfc3339();
+    let end = (until + chrono::Duration::hours(1)).to_rfc3339();
+    let args = ["--start", start.as_str(), "--end", end.as_str(), "-o", "csv"];
+    let out = Command::new(PURSER)
+        .arg("report")
+        .args(args)
+        .env("KUBECONFIG", dir.join("kubeconfig"))
+        .env_remove("PURSER_PROMETHEUS")
+        .output()
+        .expect("purser report runs");
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let total = csv_total(&csv);
+    let lifetime = |slack: i64| {
+        nodes
+            .iter()
+            .map(|n| {
+                let created = n
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .and_then(|t| DateTime::from_timestamp_millis(t.0.as_millisecond()))
+                    .expect("a creation time");
+                price_of(n) * ((until - created).num_milliseconds() as f64 / 1000.0 - slack as f64).max(0.0) / 3600.0
+            })
+            .sum::<f64>()
+    };
+    let (high, low) = (lifetime(0), lifetime(8));
+    eprintln!("ledger {total:.8} USD; nodes' lifetime to the last pass {low:.8}..{high:.8} USD\n{csv}");
+    assert!(
+        total <= high * 1.001 && total >= low * 0.999,
+        "ledger {total} not in {low}..{high}\n{csv}"
+    );
 }
 
 fn prometheus_config(dir: &Path, metrics_port: u16) -> PathBuf {

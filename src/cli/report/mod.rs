@@ -1,9 +1,10 @@
 //! `purser report`: a showback scorecard for a time window, from a Prometheus server that
-//! scrapes the controller's cost metrics.
+//! scrapes the controller's cost metrics, or from the showback ledger the controller keeps in
+//! the cluster (`controllers::showback`), read through the API server.
 //!
-//! In: flags, then the samples of the window and of the one before it over Prometheus's HTTP
-//! API. Out: the scorecard (`cost::showback`) as a table, CSV, Markdown or FOCUS 1.2 CSV.
-//! Exit code 2: unusable flags; 1: Prometheus did not answer or answered an error.
+//! In: flags, then the usage of the window and of the one before it. Out: the scorecard
+//! (`cost::showback`) as a table, CSV, Markdown or FOCUS 1.2 CSV. Exit code 2: unusable flags;
+//! 1: Prometheus or the API server did not answer or answered an error.
 
 pub mod prometheus;
 
@@ -32,9 +33,13 @@ pub enum Format {
 /// `purser report` arguments.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Prometheus server that scrapes the controller's /metrics (http://host:port).
+    /// Prometheus server that scrapes the controller's /metrics (http://host:port); without it
+    /// the ledger the controller keeps is read through the API server (KUBECONFIG).
     #[arg(long, env = "PURSER_PROMETHEUS")]
-    pub prometheus: String,
+    pub prometheus: Option<String>,
+    /// Namespace of the controller's showback ledger (without --prometheus).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "purser")]
+    pub namespace: String,
     /// Length of the window (e.g. 24h, 7d, 90m); ends at --end, or now.
     #[arg(long, value_parser = parse_span)]
     pub window: Option<Duration>,
@@ -67,7 +72,7 @@ pub fn run(args: ReportArgs) -> i32 {
             return 2;
         }
     };
-    let prometheus = match Prometheus::new(&args.prometheus) {
+    let prometheus = match args.prometheus.as_deref().map(Prometheus::new).transpose() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -82,7 +87,13 @@ pub fn run(args: ReportArgs) -> i32 {
         }
     };
     let step = args.step.as_secs_f64();
-    let read = runtime.block_on(read(&prometheus, &window, step, args.output != Format::Focus));
+    let full = args.output != Format::Focus;
+    let read = runtime.block_on(async {
+        match &prometheus {
+            Some(p) => read(p, &window, step, full).await.map_err(|e| e.to_string()),
+            None => read_cluster(&args.namespace, &window, full).await,
+        }
+    });
     let (current, previous, budgets) = match read {
         Ok(r) => r,
         Err(e) => {
@@ -114,7 +125,7 @@ async fn read(
     window: &Window,
     step: f64,
     with_previous: bool,
-) -> Result<(Usage, Usage, Vec<showback::BudgetStatus>), PrometheusError> {
+) -> Result<Read, PrometheusError> {
     let from = if with_previous { window.previous() } else { *window };
     let samples = samples(prometheus, from.start, window.end, step).await?;
     let current = series::usage(&samples, window, step);
@@ -129,6 +140,72 @@ async fn read(
         vec![]
     };
     Ok((current, previous, budgets))
+}
+
+/// What [`read`] and [`read_cluster`] give: this window, the previous one, the budgets.
+type Read = (Usage, Usage, Vec<showback::BudgetStatus>);
+
+/// The same from the controller's ledger ConfigMaps in `namespace` and the CostBudgets.
+async fn read_cluster(namespace: &str, window: &Window, with_previous: bool) -> Result<Read, String> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("no Kubernetes API server (KUBECONFIG or in-cluster config) and no --prometheus: {e}"))?;
+    let api = kube::Api::namespaced(client.clone(), namespace);
+    let from = if with_previous { window.previous() } else { *window };
+    let days = crate::controllers::showback::read_days(&api, from.start.timestamp(), window.end.timestamp())
+        .await
+        .map_err(|e| format!("showback ledger in namespace {namespace}: {e}"))?;
+    let usage = |w: &Window| {
+        let mut all = Usage::default();
+        for day in &days {
+            let u = day.usage(w);
+            all.nodes.extend(u.nodes);
+            all.allocations.extend(u.allocations);
+        }
+        all
+    };
+    let previous = if with_previous {
+        usage(&window.previous())
+    } else {
+        Usage::default()
+    };
+    let budgets = if with_previous {
+        cluster_budgets(client).await?
+    } else {
+        vec![]
+    };
+    Ok((usage(window), previous, budgets))
+}
+
+/// Each CostBudget's standing from its spec and status.
+async fn cluster_budgets(client: kube::Client) -> Result<Vec<showback::BudgetStatus>, String> {
+    let api: kube::Api<crate::api::CostBudget> = kube::Api::all(client);
+    let list = api
+        .list(&Default::default())
+        .await
+        .map_err(|e| format!("cannot list CostBudgets: {e}"))?;
+    let mut out: Vec<showback::BudgetStatus> = list
+        .items
+        .iter()
+        .filter_map(|b| serde_json::to_value(b).ok())
+        .map(|v| {
+            let num = |p: &str| v.pointer(p).and_then(serde_json::Value::as_f64);
+            showback::BudgetStatus {
+                name: v
+                    .pointer("/metadata/name")
+                    .and_then(|n| n.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
+                spend: num("/status/spendToDate").unwrap_or(0.0),
+                period_cap: num("/spec/maxPeriodCost"),
+                forecast: num("/status/forecast").unwrap_or(0.0),
+                run_rate: num("/status/runRate").unwrap_or(0.0),
+                hourly_cap: num("/spec/maxHourlyCost").unwrap_or(f64::INFINITY),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 async fn samples(

@@ -14,6 +14,7 @@
 //! nodes' cost.
 
 pub mod focus;
+pub mod ledger;
 pub mod render;
 pub mod series;
 
