@@ -102,7 +102,13 @@ pub fn run(args: ReportArgs) -> i32 {
         }
     };
     match args.output {
-        Format::Focus => out!("{}", focus::csv(&current.nodes, &window, &args.billing_account)),
+        Format::Focus => {
+            let periods = match prometheus {
+                Some(_) => window,
+                None => showback::ledger::whole_hours(&window),
+            };
+            out!("{}", focus::csv(&current.nodes, &periods, &args.billing_account))
+        }
         format => {
             let card = showback::scorecard(args.by, window, &current, &previous, budgets);
             out!("{}", render_card(&card, format));

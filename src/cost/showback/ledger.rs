@@ -231,6 +231,17 @@ impl DayLedger {
     }
 }
 
+/// `window` with its end moved to the end of its last hour: the ledger's hours are whole, so
+/// their FOCUS charge periods end on the hour.
+pub fn whole_hours(window: &Window) -> Window {
+    let end = window.end.timestamp();
+    let rounded = end + (HOUR - end.rem_euclid(HOUR)) % HOUR;
+    Window {
+        start: window.start,
+        end: DateTime::<Utc>::from_timestamp(rounded, 0).unwrap_or(window.end),
+    }
+}
+
 /// `x` to nine decimals, so the stored JSON stays short (the error, under a micro-dollar a
 /// day, is far below what a report prints).
 fn compact(x: f64) -> f64 {
