@@ -1,4 +1,5 @@
-//! The command line: `purser plan`, `purser simulate`, `purser bench` and `purser crds`. Parses arguments,
+//! The command line: `purser plan`, `purser simulate`, `purser bench`, `purser crds`,
+//! `purser controller`, `purser webhook` and `purser report`. Parses arguments,
 //! loads input at the edge, calls the engine, prints the result. Exit code 2 means the input was
 //! unusable.
 
@@ -24,6 +25,7 @@ pub mod bench;
 pub mod controller;
 pub mod crds;
 pub mod plan;
+pub mod report;
 pub mod simulate;
 pub mod webhook;
 
@@ -57,6 +59,8 @@ pub enum Command {
     Controller(Box<controller::ControllerArgs>),
     /// Serve the validating admission webhook that applies the cost policies to new pods.
     Webhook(webhook::WebhookArgs),
+    /// Print a showback scorecard for a time window from Prometheus (table, CSV, Markdown, FOCUS).
+    Report(report::ReportArgs),
 }
 
 /// Parse a duration such as `2s`, `500ms` or `1.5s`.
@@ -89,6 +93,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Crds(args) => crds::run(args),
         Command::Controller(args) => controller::run(*args),
         Command::Webhook(args) => webhook::run(args),
+        Command::Report(args) => report::run(args),
     }
 }
 

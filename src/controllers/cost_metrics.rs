@@ -38,6 +38,8 @@ pub struct NodeLabels {
     pub provider_id: String,
     /// CPU architecture.
     pub arch: String,
+    /// Zone (an addition to OpenCost's labels, for FOCUS's AvailabilityZone).
+    pub zone: String,
 }
 
 /// OpenCost's container labels.
@@ -68,6 +70,10 @@ pub struct AllocationLabels {
     pub gpu_model: String,
     /// `spot` or `on-demand`.
     pub capacity_type: String,
+    /// Node the pod runs on (so `purser report` can share the node's idle cost).
+    pub node: String,
+    /// NodePool of that node (empty for nodes Purser does not manage).
+    pub nodepool: String,
 }
 
 /// Labels of a node's idle cost.
@@ -187,6 +193,7 @@ impl CostMetrics {
                     .and_then(|o| o.spec.as_ref()?.provider_id.clone())
                     .unwrap_or_default(),
                 arch: n.arch.clone(),
+                zone: n.zone.clone(),
             };
             self.node_total.get_or_create(&labels).set(n.price);
             self.node_cpu.get_or_create(&labels).set(n.units.cpu);
@@ -230,6 +237,8 @@ impl CostMetrics {
                     cost_centre: p.cost_centre.clone(),
                     gpu_model: p.gpu_model.clone(),
                     capacity_type: p.capacity_type.map(|c| c.as_str().to_string()).unwrap_or_default(),
+                    node: p.node.clone(),
+                    nodepool: p.pool.clone(),
                 })
                 .set(p.hourly);
             if let Some(owner) = owners.get(&(p.namespace.as_str(), p.pod.as_str())) {
@@ -385,12 +394,12 @@ mod tests {
         let text = metrics.encode();
         assert!(
             text.contains(
-                r#"node_total_hourly_cost{node="n1",instance_type="m5.large",region="",provider_id="",arch=""} 1.0"#
+                r#"node_total_hourly_cost{node="n1",instance_type="m5.large",region="",provider_id="",arch="",zone=""} 1.0"#
             ),
             "{text}"
         );
         assert!(text.contains(r#"kubecost_node_is_spot{node="n1""#), "{text}");
-        assert!(text.contains(r#"purser_allocation_hourly_cost{namespace="shop",pod="web-1",team="",cost_centre="",gpu_model="",capacity_type="spot"} "#), "{text}");
+        assert!(text.contains(r#"purser_allocation_hourly_cost{namespace="shop",pod="web-1",team="",cost_centre="",gpu_model="",capacity_type="spot",node="n1",nodepool="general"} "#), "{text}");
         assert!(
             text.contains(r#"purser_idle_hourly_cost{nodepool="general",node="n1"} "#),
             "{text}"

@@ -31,6 +31,7 @@ pub mod nodeclaim;
 pub mod nominated;
 pub mod provisioning;
 pub mod refresh;
+pub mod showback;
 pub mod snapshot;
 pub mod status;
 pub mod unavailable;

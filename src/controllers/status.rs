@@ -59,11 +59,13 @@ pub async fn refresh(ctx: &Context) -> Result<(), Error> {
     report_invalid(ctx, &built.invalid).await;
     let invalid: HashSet<(String, String)> = built.invalid.iter().map(|i| (i.kind.clone(), i.name.clone())).collect();
     update_gauges(ctx, &built.snapshot);
-    ctx.metrics.cost.observe(
-        &crate::cost::allocation::allocate(&built.snapshot),
-        &ctx.cluster.nodes.state(),
-        &ctx.cluster.pods.state(),
-    );
+    let allocation = crate::cost::allocation::allocate(&built.snapshot);
+    let nodes = ctx.cluster.nodes.state();
+    ctx.metrics.cost.observe(&allocation, &nodes, &ctx.cluster.pods.state());
+    if let Err(e) = super::showback::update(ctx, &allocation, &nodes).await {
+        ctx.metrics.error("showback", &e);
+        tracing::warn!(error = %e, "showback ledger not updated");
+    }
     for (pool, class) in &missing {
         let note =
             format!("NodePool {pool}: spec.template.spec.nodeClassRef names NodeClass {class}, which does not exist");

@@ -35,6 +35,8 @@ pub struct NodeCost {
     pub capacity_type: Option<CapacityType>,
     /// `kubernetes.io/arch` (empty when unknown).
     pub arch: String,
+    /// Zone (empty when unknown).
+    pub zone: String,
     /// GPU model (empty for none).
     pub gpu_model: String,
     /// USD per hour.
@@ -63,6 +65,8 @@ pub struct PodCost {
     pub pod: String,
     /// Node it runs on.
     pub node: String,
+    /// NodePool of its node (empty for nodes Purser does not manage).
+    pub pool: String,
     /// Its `team` label (empty when unset).
     pub team: String,
     /// Its `cost-centre` label (empty when unset).
@@ -100,6 +104,7 @@ pub fn allocate(snapshot: &Snapshot) -> Allocation {
                 instance_type: n.instance_type.clone().unwrap_or_default(),
                 capacity_type: n.capacity_type,
                 arch: n.labels.get("kubernetes.io/arch").cloned().unwrap_or_default(),
+                zone: n.zone.clone().unwrap_or_default(),
                 gpu_model: gpu_model(&n.labels),
                 price,
                 units: UnitPrices::split(price, &n.capacity),
@@ -123,6 +128,7 @@ pub fn allocate(snapshot: &Snapshot) -> Allocation {
             namespace: pod.namespace.clone(),
             pod: pod.key.split_once('/').map_or(pod.key.clone(), |(_, n)| n.to_string()),
             node: node.node.clone(),
+            pool: node.pool.clone().unwrap_or_default(),
             team: label(TEAM_LABEL),
             cost_centre: label(COST_CENTRE_LABEL),
             gpu_model: if requests.gpu > 0.0 {

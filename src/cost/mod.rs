@@ -8,6 +8,7 @@
 
 pub mod allocation;
 pub mod ledger;
+pub mod showback;
 
 use crate::model::resources::Resources;
 
