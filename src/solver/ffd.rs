@@ -148,18 +148,22 @@ fn seed_node(problem: &Problem, ledger: &mut Ledger, seed: Bin) -> OpenNode {
     let candidates: Vec<usize> = if kind.is_existing() {
         vec![seed.kind]
     } else {
-        let first = seed.counts.first().map(|&(c, _)| c);
-        let pool_kinds = first.map(|c| problem.classes[c].kinds.clone()).unwrap_or_default();
         // The seed's own kind passed the node rules, and for new kinds they do not depend on
         // the kind: only compatibility and capacity decide which other types could hold it.
-        let mut list: Vec<usize> = pool_kinds
+        // Each class's kinds are sorted, so the common ones come from merging the lists.
+        let mut common: Vec<usize> = seed
+            .counts
+            .first()
+            .map(|&(c, _)| problem.classes[c].kinds.clone())
+            .unwrap_or_default();
+        for &(c, _) in seed.counts.iter().skip(1) {
+            common = sorted_intersection(&common, &problem.classes[c].kinds).collect();
+        }
+        let mut list: Vec<usize> = common
             .into_iter()
-            .filter(|&k| problem.kinds[k].pool == kind.pool && !problem.kinds[k].is_existing())
             .filter(|&k| {
-                seed.counts
-                    .iter()
-                    .all(|&(c, _)| problem.classes[c].kinds.binary_search(&k).is_ok())
-                    && super::problem::fits(&used, &problem.kinds[k].cap)
+                let other = &problem.kinds[k];
+                other.pool == kind.pool && !other.is_existing() && super::problem::fits(&used, &other.cap)
             })
             .collect();
         if !list.contains(&seed.kind) {

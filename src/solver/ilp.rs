@@ -45,7 +45,7 @@ const SMALL: usize = 200;
 const LARGE: usize = 1000;
 
 /// Share of the time the anchored construction may use (it stops between anchors).
-const ANCHORED_SHARE: f64 = 0.5;
+const ANCHORED_SHARE: f64 = 0.7;
 /// Rounds of the split local search on large problems, each followed by the slack filler (which
 /// finds new moves after every round); each round gets an equal part of the time left.
 const SPLIT_ROUNDS: usize = 6;
