@@ -39,8 +39,27 @@ pub struct ClusterView {
     pub estimates: Estimates,
     /// CostBudget objects (as JSON).
     pub budgets: Vec<Value>,
+    /// `budgets` loaded (once per view, by [`ClusterView::loaded_budgets`]).
+    pub loaded: std::sync::OnceLock<LoadedBudgets>,
     /// Namespace labels by namespace name.
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// The CostBudgets of a view as the policies read them, and why any did not load.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadedBudgets {
+    /// The CostBudgets that load, with their run-rates.
+    pub views: Vec<BudgetView>,
+    /// One message per CostBudget that does not load (it is not enforced).
+    pub errors: Vec<String>,
+}
+
+impl ClusterView {
+    /// The view's CostBudgets, loaded on the first call and kept with the view (the refresh
+    /// loop calls it before installing a view, so reviews only read the result).
+    pub fn loaded_budgets(&self, catalog: &Catalog) -> &LoadedBudgets {
+        self.loaded.get_or_init(|| load_budgets(&self.budgets, catalog))
+    }
 }
 
 /// The webhook's settings.
@@ -83,7 +102,7 @@ pub fn review(body: &[u8], settings: &Settings, view: &ClusterView, catalog: &Ca
         Ok(pod) => pod,
         Err(message) => return respond(uid, &cannot_judge(settings, message)),
     };
-    let budgets = budget_views(view, catalog);
+    let budgets = &view.loaded_budgets(catalog).views;
     let estimated_cost = if settings.policies.budget.enabled && budgets.iter().any(|b| b.budget.covers(&pod)) {
         cached_estimate(&pod, view, catalog)
     } else {
@@ -95,7 +114,7 @@ pub fn review(body: &[u8], settings: &Settings, view: &ClusterView, catalog: &Ca
         &Review {
             pod: &pod,
             namespace_labels: view.namespaces.get(namespace).unwrap_or(&no_labels),
-            budgets: &budgets,
+            budgets,
             estimated_cost,
         },
     );
@@ -145,17 +164,32 @@ fn load_pod(object: Option<&Value>, namespace: &str) -> Result<PodInfo, String> 
     pod_from_k8s(&pod).map_err(|e| e.to_string())
 }
 
-/// The CostBudgets that load, with their current run-rates.
-fn budget_views(view: &ClusterView, catalog: &Catalog) -> Vec<BudgetView> {
-    view.budgets
-        .iter()
-        .filter_map(|object| {
-            let loaded = crate::model::load::snapshot_from_objects(std::slice::from_ref(object), catalog).ok()?;
-            let budget = loaded.snapshot.budgets.into_iter().next()?;
-            let run_rate = object.pointer("/status/runRate").and_then(Value::as_f64).unwrap_or(0.0);
-            Some(BudgetView { budget, run_rate })
-        })
-        .collect()
+/// Load each CostBudget on its own, with its run-rate (`status.runRate`, 0 when absent); one
+/// that does not load is left out with the loader's message.
+fn load_budgets(objects: &[Value], catalog: &Catalog) -> LoadedBudgets {
+    let mut loaded = LoadedBudgets::default();
+    for object in objects {
+        match load_budget(object, catalog) {
+            Ok(view) => loaded.views.push(view),
+            Err(message) => loaded.errors.push(message),
+        }
+    }
+    loaded
+}
+
+/// One CostBudget and its run-rate, or why it does not load.
+fn load_budget(object: &Value, catalog: &Catalog) -> Result<BudgetView, String> {
+    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?");
+    let loaded = crate::model::load::snapshot_from_objects(std::slice::from_ref(object), catalog)
+        .map_err(|e| format!("CostBudget {name} is not enforced: {e}"))?;
+    let budget = loaded
+        .snapshot
+        .budgets
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("CostBudget {name} is not enforced: not a CostBudget"))?;
+    let run_rate = object.pointer("/status/runRate").and_then(Value::as_f64).unwrap_or(0.0);
+    Ok(BudgetView { budget, run_rate })
 }
 
 /// [`estimate`], remembered per pod shape while the NodePools stay the same: replicas of one
@@ -310,6 +344,55 @@ mod tests {
                 .unwrap()
                 .contains("not a Pod")
         );
+    }
+
+    #[test]
+    fn a_malformed_cost_budget_is_left_out_with_its_reason_and_blocks_nothing() {
+        let catalog = Catalog::embedded();
+        let mut view = view();
+        view.budgets
+            .push(json!({"apiVersion": "purser.dev/v1", "kind": "CostBudget",
+            "metadata": {"name": "broken"},
+            "spec": {"selector": {"namespaces": ["vision"]}, "maxHourlyCost": -1.0}}));
+        let big = review(
+            &admission(pod(json!({"cost-centre": "cc"}), "2")),
+            &settings(false),
+            &view,
+            &catalog,
+        );
+        let message = big.body["response"]["status"]["message"].as_str().unwrap();
+        assert!(message.starts_with("budget team-vision: "), "{message}");
+        let small = review(
+            &admission(pod(json!({"cost-centre": "cc"}), "10m")),
+            &settings(false),
+            &view,
+            &catalog,
+        );
+        assert_eq!(small.body["response"]["allowed"], true, "{small:?}");
+        let loaded = view.loaded.get().expect("loaded by the first review");
+        assert_eq!(loaded.views.len(), 1);
+        assert_eq!(loaded.errors.len(), 1);
+        assert!(
+            loaded.errors[0].starts_with("CostBudget broken is not enforced: "),
+            "{:?}",
+            loaded.errors
+        );
+    }
+
+    #[test]
+    fn reviews_read_the_budgets_loaded_with_the_view() {
+        let catalog = Catalog::embedded();
+        let view = view();
+        let mut loaded = load_budgets(&view.budgets, &catalog);
+        loaded.views[0].run_rate = 0.0;
+        view.loaded.set(loaded).unwrap();
+        let answer = review(
+            &admission(pod(json!({"cost-centre": "cc"}), "2")),
+            &settings(true),
+            &view,
+            &catalog,
+        );
+        assert_eq!(answer.body["response"]["allowed"], true, "{answer:?}");
     }
 
     #[test]

@@ -113,18 +113,28 @@ pub fn watch(client: kube::Client, shared: Arc<Shared>) -> tokio::task::JoinHand
     tokio::spawn(async move {
         loop {
             match read_view(&client).await {
-                Ok(mut view) => {
-                    let mut current = shared.view.write().unwrap_or_else(|e| e.into_inner());
-                    if view.pools == current.pools {
-                        view.estimates = current.estimates.clone();
-                    }
-                    *current = view;
-                }
+                Ok(view) => install(&shared, view),
                 Err(e) => tracing::warn!(error = %e, "webhook: cannot read the cluster; keeping the last view"),
             }
             tokio::time::sleep(REFRESH).await;
         }
     })
+}
+
+/// Make `view` the current one: its CostBudgets are loaded here, outside the lock and once per
+/// view (a CostBudget that stops loading is logged once), and the estimates are kept while the
+/// NodePools stay the same.
+pub fn install(shared: &Shared, mut view: ClusterView) {
+    let errors = view.loaded_budgets(&shared.catalog).errors.clone();
+    let mut current = shared.view.write().unwrap_or_else(|e| e.into_inner());
+    let known = current.loaded.get().map(|l| l.errors.as_slice()).unwrap_or_default();
+    for error in errors.iter().filter(|e| !known.contains(*e)) {
+        tracing::warn!(error = %error, "webhook: a CostBudget does not load");
+    }
+    if view.pools == current.pools {
+        view.estimates = current.estimates.clone();
+    }
+    *current = view;
 }
 
 /// One read of what the webhook judges with.
@@ -167,4 +177,48 @@ pub async fn read_view(client: &kube::Client) -> Result<ClusterView, kube::Error
         namespaces,
         ..ClusterView::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn shared() -> Shared {
+        Shared {
+            settings: Settings {
+                policies: Default::default(),
+                fail_open: true,
+            },
+            catalog: Catalog::embedded(),
+            view: RwLock::new(ClusterView::default()),
+        }
+    }
+
+    #[test]
+    fn an_installed_view_has_its_budgets_loaded_and_keeps_estimates_while_the_pools_stay() {
+        let shared = shared();
+        let budget = json!({"apiVersion": "purser.dev/v1", "kind": "CostBudget", "metadata": {"name": "b"},
+            "spec": {"selector": {"namespaces": ["x"]}, "maxHourlyCost": 2.0}, "status": {"runRate": 0.5}});
+        shared
+            .view
+            .read()
+            .unwrap()
+            .estimates
+            .lock()
+            .unwrap()
+            .insert("shape".into(), Some(0.1));
+        install(
+            &shared,
+            ClusterView {
+                budgets: vec![budget],
+                ..ClusterView::default()
+            },
+        );
+        let view = shared.view.read().unwrap();
+        let loaded = view.loaded.get().expect("loaded at install");
+        assert_eq!(loaded.views.len(), 1);
+        assert_eq!(loaded.views[0].run_rate, 0.5);
+        assert!(view.estimates.lock().unwrap().contains_key("shape"));
+    }
 }
