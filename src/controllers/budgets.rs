@@ -88,11 +88,7 @@ pub async fn update(ctx: &Context, snapshot: &Snapshot, budget: &Budget) -> Resu
         .and_then(Value::as_f64)
         .unwrap_or(budget.max_hourly_cost);
     let (warning, exceeded) = budget_conditions(budget, spec_cap, rate, &assessment);
-    let old = current
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let old = conditions::current_conditions(&current);
     report_transition(
         ctx,
         budget,

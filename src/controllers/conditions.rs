@@ -67,6 +67,15 @@ pub fn set(conditions: &[Value], condition: &Condition, now: &str) -> Vec<Value>
     out
 }
 
+/// The conditions stored on `object` (`status.conditions`; none when absent or not a list).
+pub fn current_conditions(object: &Value) -> Vec<Value> {
+    object
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// Is condition `type_` True in `conditions`?
 pub fn is_true(conditions: &[Value], type_: &str) -> bool {
     conditions.iter().any(|c| {
@@ -112,5 +121,15 @@ mod tests {
         );
         assert_eq!(two.len(), 2);
         assert!(is_true(&two, "Registered"));
+    }
+
+    #[test]
+    fn the_current_conditions_are_read_from_the_status_or_are_none() {
+        let ready = json!({"type": "Ready", "status": "True"});
+        let object = json!({"status": {"conditions": [ready.clone()], "nodes": 2}});
+        assert_eq!(current_conditions(&object), vec![ready]);
+        assert!(current_conditions(&json!({"spec": {}})).is_empty());
+        assert!(current_conditions(&json!({"status": {}})).is_empty());
+        assert!(current_conditions(&json!({"status": {"conditions": "Ready"}})).is_empty());
     }
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::conditions::{self, Condition};
 use super::events::cluster_ref;
@@ -169,11 +169,7 @@ where
     let api: Api<K> = Api::all(ctx.client.clone());
     let current = api.get(name).await?;
     let value = serde_json::to_value(&current)?;
-    let old = value
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let old = conditions::current_conditions(&value);
     let conds = conditions::set(&old, &condition, &conditions::now());
     api.patch_status(
         name,
@@ -235,11 +231,7 @@ async fn pool_status(
     let api: Api<NodePool> = Api::all(ctx.client.clone());
     let current = api.get(&pool.name).await?;
     let value = serde_json::to_value(&current)?;
-    let mut conds = value
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let mut conds = conditions::current_conditions(&value);
     let now = conditions::now();
     for c in [&ready, &limits, &budget] {
         conds = conditions::set(&conds, c, &now);
