@@ -25,14 +25,7 @@ pub fn table(card: &Scorecard) -> String {
             "\nTop changes against the previous window ({}):\n",
             card.window.previous().start.to_rfc3339()
         ));
-        let mut changes = vec![vec![
-            card.by.as_str().to_string(),
-            "previous".into(),
-            "now".into(),
-            "change".into(),
-        ]];
-        changes.extend(card.changes.iter().map(change_cells));
-        out.push_str(&aligned(&changes));
+        out.push_str(&aligned(&changes_cells(card)));
     }
     if !card.budgets.is_empty() {
         out.push_str("\nBudgets (current period):\n");
@@ -70,20 +63,25 @@ pub fn markdown(card: &Scorecard) -> String {
     out.push_str(&markdown_table(&rows));
     if !card.changes.is_empty() {
         out.push_str("\n### Top changes against the previous window\n\n");
-        let mut changes = vec![vec![
-            card.by.as_str().to_string(),
-            "previous".into(),
-            "now".into(),
-            "change".into(),
-        ]];
-        changes.extend(card.changes.iter().map(change_cells));
-        out.push_str(&markdown_table(&changes));
+        out.push_str(&markdown_table(&changes_cells(card)));
     }
     if !card.budgets.is_empty() {
         out.push_str("\n### Budgets (current period)\n\n");
         out.push_str(&markdown_table(&budget_cells(card)));
     }
     out
+}
+
+/// The top changes as cells, header first.
+fn changes_cells(card: &Scorecard) -> Vec<Vec<String>> {
+    let mut cells = vec![vec![
+        card.by.as_str().to_string(),
+        "previous".into(),
+        "now".into(),
+        "change".into(),
+    ]];
+    cells.extend(card.changes.iter().map(change_cells));
+    cells
 }
 
 /// A CSV field, quoted when it holds a comma, a quote or a line break.
